@@ -1,0 +1,94 @@
+"""``LayerFactory``: the one object through which models and blocks create their layers.
+
+Models hold a ``layers: LayerFactory`` field (like the flax ImageNet example's ``conv``/``norm``
+fields) and never instantiate convolutions directly, so swapping the depthwise implementation,
+the compute dtype, or installing compression hooks is one argument::
+
+    from lightjax import models
+    from lightjax.layers import LayerFactory
+    model = models.create('mobilenet_v1', layers=LayerFactory(depthwise_impl='xla'))
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from lightjax.layers import activations
+from lightjax.layers import conv as conv_lib
+from lightjax.layers import depthwise as dw
+from lightjax.layers import hooks
+from lightjax.layers.padding import check_padding
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerFactory:
+    """Creates convolutions, dense layers, norms and activations with shared settings.
+
+    Attributes:
+      depthwise_impl: ``'auto'``, ``'shifted'`` or ``'xla'`` (see :mod:`lightjax.layers.depthwise`).
+      padding: ``'symmetric'`` (PyTorch, default) or ``'same'`` (TensorFlow).
+      kernel_hook / input_hook: compression hooks applied by every conv and dense layer.
+      dtype: computation dtype (e.g. ``jnp.bfloat16``); parameters stay ``param_dtype``.
+      bn_momentum / bn_epsilon: BatchNorm running-average momentum and epsilon (flax convention:
+        ``new = momentum * old + (1 - momentum) * batch``; 0.9 equals PyTorch's 0.1).
+    """
+
+    depthwise_impl: str = "auto"
+    padding: str = "symmetric"
+    kernel_hook: hooks.KernelHook | None = None
+    input_hook: hooks.InputHook | None = None
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+
+    def __post_init__(self) -> None:
+        dw.resolve(self.depthwise_impl)
+        check_padding(self.padding)
+
+    def _common(self) -> dict[str, Any]:
+        return dict(kernel_hook=self.kernel_hook, input_hook=self.input_hook,
+                    dtype=self.dtype, param_dtype=self.param_dtype)
+
+    def conv(self, features: int, kernel_size: int = 3, strides: int = 1,
+             use_bias: bool = False, name: str | None = None) -> nn.Module:
+        """Standard convolution (a 1x1 one becomes a matmul ``PointwiseConv``)."""
+        if kernel_size == 1:
+            return self.pointwise(features, strides, use_bias, name)
+        return conv_lib.Conv(features, kernel_size=kernel_size, strides=strides,
+                             use_bias=use_bias, padding=self.padding, name=name, **self._common())
+
+    def pointwise(self, features: int, strides: int = 1, use_bias: bool = False,
+                  name: str | None = None) -> nn.Module:
+        return conv_lib.PointwiseConv(features, strides=strides, use_bias=use_bias, name=name,
+                                      **self._common())
+
+    def group_conv(self, features: int, groups: int, kernel_size: int = 1, strides: int = 1,
+                   use_bias: bool = False, name: str | None = None) -> nn.Module:
+        if groups == 1:
+            return self.conv(features, kernel_size, strides, use_bias, name)
+        return conv_lib.GroupConv(features, groups=groups, kernel_size=kernel_size,
+                                  strides=strides, use_bias=use_bias, padding=self.padding,
+                                  name=name, **self._common())
+
+    def depthwise(self, features: int, kernel_size: int = 3, strides: int = 1,
+                  use_bias: bool = False, name: str | None = None) -> nn.Module:
+        return conv_lib.DepthwiseConv(features, kernel_size=kernel_size, strides=strides,
+                                      use_bias=use_bias, padding=self.padding,
+                                      impl=self.depthwise_impl, name=name, **self._common())
+
+    def dense(self, features: int, use_bias: bool = True, name: str | None = None) -> nn.Module:
+        return conv_lib.Dense(features, use_bias=use_bias, name=name, **self._common())
+
+    def norm(self, train: bool, name: str | None = None) -> nn.Module:
+        """BatchNorm over the channel axis; batch statistics when ``train``."""
+        return nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                            epsilon=self.bn_epsilon, dtype=self.dtype,
+                            param_dtype=self.param_dtype, name=name)
+
+    def act(self, name: str, module_name: str | None = None, **kwargs: Any) -> nn.Module:
+        """Activation by registered name (see :mod:`lightjax.layers.activations`)."""
+        return activations.create(name, name=module_name, **kwargs)
