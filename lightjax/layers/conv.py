@@ -21,6 +21,7 @@ used by cost accounting and by compression to pick what it transforms.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -44,6 +45,7 @@ class _HookedLayer(nn.Module):
     """Shared fields and plumbing: hooks, dtypes, bias. Not used directly."""
 
     features: int
+    _: dataclasses.KW_ONLY  # shared options are keyword-only; subclasses' own fields positional
     use_bias: bool = False
     kernel_hook: hooks.KernelHook | None = None
     input_hook: hooks.InputHook | None = None

@@ -85,6 +85,10 @@ class MobileNetV1(nn.Module):
         act = self.activation or "relu"
         return act, act
 
+    def setup(self) -> None:
+        self.head = base.ClassifierHead(self.num_classes, self.dropout, layers=self.layers)
+
+    @nn.compact
     def features(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
         """Feature maps by name: ``stem``, ``unit1`` ... ``unit13`` (NHWC)."""
         base.check_images(NAME, x, self.input_channels)
@@ -100,8 +104,5 @@ class MobileNetV1(nn.Module):
             feats[f"unit{i}"] = x
         return feats
 
-    @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = self.features(x, train)[f"unit{len(UNITS)}"]
-        return base.ClassifierHead(self.num_classes, self.dropout, layers=self.layers,
-                                   name="head")(x, train)
+        return self.head(self.features(x, train)[f"unit{len(UNITS)}"], train)

@@ -1,0 +1,138 @@
+"""Helpers shared by the benchmark scripts: timing, thread settings, the machine line, tables.
+
+Nothing here imports JAX or PyTorch at module level, so the scripts decide when each is loaded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.metadata
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable, Sequence
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Wall-clock times of ``repeats`` calls, in seconds."""
+
+    times: tuple[float, ...]
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.times) * 1e3
+
+    @property
+    def min_ms(self) -> float:
+        return min(self.times) * 1e3
+
+
+def time_calls(fn: Callable[[], Any], repeats: int, warmup: int,
+               sync: Callable[[Any], Any] = lambda result: result) -> Timing:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed, one call at a time.
+
+    ``sync(result)`` must wait until the work behind ``result`` is done (``jax.block_until_ready``
+    for JAX's asynchronous dispatch; PyTorch on CPU is synchronous). Each timed call therefore
+    includes dispatch overhead, as it would in a real loop that reads its results.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        sync(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sync(fn())
+        times.append(time.perf_counter() - start)
+    return Timing(tuple(times))
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (what XLA's CPU thread pool sizes itself to)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def match_torch_threads() -> int:
+    """Give PyTorch's intra-op pool one thread per usable core, like XLA's CPU client."""
+    import torch
+
+    torch.set_num_threads(usable_cores())
+    return torch.get_num_threads()
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_lines() -> list[str]:
+    """CPU, cores, thread counts, library versions, date and load: one context block."""
+    lines = [
+        f"machine: {cpu_model()} | os.cpu_count()={os.cpu_count()} usable={usable_cores()} | "
+        f"{platform.system()} {platform.release()} | Python {platform.python_version()}",
+        "versions: " + " ".join(f"{p} {_version(p)}" for p in ("jax", "jaxlib", "flax", "optax",
+                                                                 "torch")),
+    ]
+    try:
+        import torch
+
+        lines.append(f"threads: torch.get_num_threads()={torch.get_num_threads()} "
+                     f"interop={torch.get_num_interop_threads()} "
+                     f"(XLA CPU uses one thread per usable core: {usable_cores()})")
+    except ImportError:
+        pass
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    lines.append(f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')} | "
+                 f"load average (1/5/15 min): {load}")
+    return lines
+
+
+def print_machine() -> None:
+    for line in machine_lines():
+        print(line)
+    print(flush=True)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain-text table (also valid Markdown): text left-aligned, numbers right-aligned."""
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return str(value)
+
+    cells = [[cell(v) for v in row] for row in rows]
+    numeric = [all(isinstance(row[i], (int, float)) for row in rows) for i in range(len(headers))]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w)
+                 for v, w, num in zip(values, widths, numeric)]
+        return "| " + " | ".join(parts) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2))
+                          for w, num in zip(widths, numeric)) + "|"
+    return "\n".join([line(headers), rule] + [line(r) for r in cells])
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else float("nan")
