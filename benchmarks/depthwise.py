@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from lightjax.layers.depthwise import depthwise_conv  # noqa: E402
-from timing import (Timing, format_table, match_torch_threads, print_machine,  # noqa: E402
-                    ratio, time_calls)
+from timing import (Timing, format_table, load_line, match_torch_threads,  # noqa: E402
+                    print_machine, ratio, time_calls)
 
 JAX_IMPLS = ("xla", "shifted")
 TORCH_LAYOUTS = {"torch channels_last": torch.channels_last,
@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     print(format_table(HEADERS, rows))
     print(f"\nvs xla / vs torch: speed-up, time(xla or {TORCH_PEER}) / time(row); > 1 is faster."
           "\nfwd+bwd: output and gradients w.r.t. input and kernel for a random cotangent.")
+    print(load_line("end"))
 
 
 if __name__ == "__main__":

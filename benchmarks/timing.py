@@ -65,15 +65,42 @@ def match_torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def cpu_model() -> str:
+def _cpuinfo_field(name: str) -> str | None:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.split(":", 1)[0].strip() == name:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def vector_isa() -> str:
+    """The widest SIMD extensions the CPU reports (they decide both libraries' kernels)."""
+    flags = set((_cpuinfo_field("flags") or "").split())
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
+    return " ".join(f for f in wanted if f in flags) or "unknown"
+
+
+def load_average() -> tuple[float, float, float] | None:
+    return os.getloadavg() if hasattr(os, "getloadavg") else None
+
+
+def load_line(when: str) -> str:
+    """Load average, with a warning when other work competes for the cores."""
+    load = load_average()
+    if load is None:
+        return f"load average ({when}): n/a"
+    text = f"load average ({when}, 1/5/15 min): " + " ".join(f"{v:.2f}" for v in load)
+    if load[0] > 0.5 * usable_cores():
+        text += ("  WARNING: machine busy; timings are unreliable (PyTorch's OpenMP threads "
+                 "suffer most from oversubscription)")
+    return text
 
 
 def _version(package: str) -> str:
@@ -87,7 +114,8 @@ def machine_lines() -> list[str]:
     """CPU, cores, thread counts, library versions, date and load: one context block."""
     lines = [
         f"machine: {cpu_model()} | os.cpu_count()={os.cpu_count()} usable={usable_cores()} | "
-        f"{platform.system()} {platform.release()} | Python {platform.python_version()}",
+        f"ISA: {vector_isa()} | {platform.system()} {platform.release()} | "
+        f"Python {platform.python_version()}",
         "versions: " + " ".join(f"{p} {_version(p)}" for p in ("jax", "jaxlib", "flax", "optax",
                                                                  "torch")),
     ]
@@ -99,9 +127,8 @@ def machine_lines() -> list[str]:
                      f"(XLA CPU uses one thread per usable core: {usable_cores()})")
     except ImportError:
         pass
-    load = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    lines.append(f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')} | "
-                 f"load average (1/5/15 min): {load}")
+    lines.append(f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
+    lines.append(load_line("start"))
     return lines
 
 

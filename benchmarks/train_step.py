@@ -31,6 +31,7 @@ from typing import Any, Callable, NamedTuple
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -41,8 +42,8 @@ import torch.nn.functional as F  # noqa: E402
 import torch_models  # noqa: E402
 from lightjax import models  # noqa: E402
 from lightjax.layers import LayerFactory  # noqa: E402
-from timing import (Timing, format_table, match_torch_threads, print_machine,  # noqa: E402
-                    ratio, time_calls)
+from timing import (Timing, format_table, load_line, match_torch_threads,  # noqa: E402
+                    print_machine, ratio, time_calls)
 
 LEARNING_RATE = 0.1
 MOMENTUM = 0.9
@@ -57,7 +58,7 @@ class Setting:
     stem_stride: int
     num_classes: int
 
-    def lightjax_model(self, impl: str) -> Any:
+    def lightjax_model(self, impl: str) -> nn.Module:
         return models.create("mobilenet_v1", num_classes=self.num_classes, alpha=self.alpha,
                              stem_stride=self.stem_stride,
                              layers=LayerFactory(depthwise_impl=impl))
@@ -141,9 +142,12 @@ def time_lightjax(setting: Setting, impl: str, variables: dict[str, Any], batch:
         state[0], loss = train_step(state[0], x, y)
         return state[0], loss
 
+    initial = jax.tree_util.tree_leaves(state[0])
     start = time.perf_counter()
     jax.block_until_ready(step())
     compile_s = time.perf_counter() - start
+    if not all(leaf.is_deleted() for leaf in initial):
+        print(f"  WARNING: lightjax {impl}: the train state was not donated", flush=True)
     timing = time_calls(step, repeats, max(warmup - 1, 0), jax.block_until_ready)
     print(f"  lightjax {impl}: first step (compile) {compile_s:.1f} s", flush=True)
     return Result(f"lightjax {impl}", fwd, timing)
@@ -280,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nstep: forward + backward + SGD update, BN in train mode. fwd: forward alone "
           f"(train-mode BN, no gradients).\nvs torch CL: throughput ratio, img/s(row) / "
           f"img/s({TORCH_PEER}); > 1 means faster than PyTorch.")
+    print(load_line("end"))
 
 
 if __name__ == "__main__":

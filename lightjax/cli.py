@@ -5,12 +5,15 @@ Bad input prints one line (``lightjax: error: ...``) to stderr and exits with st
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn, Sequence
 
 from lightjax.commands import cost as cost_command
+from lightjax.commands import eval as eval_command
+from lightjax.commands import train as train_command
 
-COMMANDS = (cost_command,)
+COMMANDS = (train_command, eval_command, cost_command)
 
 
 class UsageError(Exception):
@@ -33,9 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra and not getattr(args, "accepts_overrides", False):
+            raise UsageError(f"lightjax {args.command}: unrecognized arguments: {' '.join(extra)}")
+        args.overrides = extra
         return int(args.run(args) or 0)
-    except (UsageError, ValueError, TypeError) as err:
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (UsageError, ValueError, TypeError, OSError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"lightjax: error: {message}", file=sys.stderr)
         return 2

@@ -1,5 +1,5 @@
 """lightjax model families. ``create(name, **kwargs)`` builds any of them by name."""
 from lightjax.models.registry import create, get, hyperparameters, names, register
-from lightjax.models import mobilenet_v1  # noqa: F401  (registers the model)
+from lightjax.models import mobilenet_v1, mobilenet_v2, shufflenet_v1, shufflenet_v2  # noqa: F401
 
 __all__ = ["create", "get", "hyperparameters", "names", "register"]

@@ -106,7 +106,7 @@ class ShuffleNetV1(nn.Module):
 
     def __post_init__(self) -> None:
         base.check_num_classes(NAME, self.num_classes)
-        if isinstance(self.groups, bool) or self.groups not in GROUPS:
+        if type(self.groups) is not int or self.groups not in GROUPS:
             raise ValueError(f"{NAME}: groups must be one of {', '.join(map(str, GROUPS))}, "
                              f"got {self.groups!r}")
         base.check_alpha(NAME, self.scale, "scale")
@@ -167,6 +167,13 @@ class ShuffleNetV1(nn.Module):
                 cin = out
         return tuple(specs)
 
+    def setup(self) -> None:
+        # The head lives in setup so that ``features`` can be the compact method: it is then
+        # callable on its own, ``model.apply(variables, x, False, method="features")``.
+        self.head = base.ClassifierHead(self.num_classes, use_bias=self.classifier_bias,
+                                         layers=self.layers)
+
+    @nn.compact
     def features(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
         """Feature maps by name (NHWC): ``stem`` (the stem conv's output, before the max pool),
         ``stage2``, ``stage3``, ``stage4``. Strides 2, 8, 16, 32 (``stem_stride=2``) or
@@ -185,8 +192,5 @@ class ShuffleNetV1(nn.Module):
             feats[spec["name"].split("_")[0]] = x
         return feats
 
-    @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = self.features(x, train)["stage4"]
-        return base.ClassifierHead(self.num_classes, use_bias=self.classifier_bias,
-                                   layers=self.layers, name="head")(x, train)
+        return self.head(self.features(x, train)["stage4"], train)

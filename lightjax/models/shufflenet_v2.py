@@ -120,21 +120,27 @@ class ShuffleNetV2(nn.Module):
                 b2 = widths[f"{name}/branch2_pw2"]
                 if i == 1:
                     b1 = widths[f"{name}/branch1_pw"]
-                    out, rule = b1 + b2, f"branch1_pw ({b1}) + branch2_pw2 ({b2})"
+                    out, rule = b1 + b2, f"{name}/branch1_pw ({b1}) + {name}/branch2_pw2 ({b2})"
                 else:
                     b1 = None
                     out, rule = cin // 2 + b2, (f"half its input ({cin} // 2 = {cin // 2}) + "
-                                                f"branch2_pw2 ({b2})")
+                                                f"{name}/branch2_pw2 ({b2})")
                 if out % 2:
                     raise ValueError(f"{NAME}: unit {name} outputs {rule} = {out} channels, "
                                      f"which are channel-shuffled with 2 groups, so the total "
-                                     f"must be even (check {name}/branch2_pw2)")
+                                     f"must be even")
                 specs.append(dict(name=name, in_channels=cin, stride=2 if i == 1 else 1,
                                   branch1=b1, mid=widths[f"{name}/branch2_pw1"], branch2=b2,
                                   out=out))
                 cin = out
         return tuple(specs)
 
+    def setup(self) -> None:
+        # The head lives in setup so that ``features`` can be the compact method: it is then
+        # callable on its own, ``model.apply(variables, x, False, method="features")``.
+        self.head = base.ClassifierHead(self.num_classes, layers=self.layers)
+
+    @nn.compact
     def features(self, x: jax.Array, train: bool) -> dict[str, jax.Array]:
         """Feature maps by name (NHWC): ``stem`` (the stem conv's output, before the max pool),
         ``stage2``, ``stage3``, ``stage4``, ``conv5``. Strides 2, 8, 16, 32, 32
@@ -155,7 +161,5 @@ class ShuffleNetV2(nn.Module):
         feats["conv5"] = x
         return feats
 
-    @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = self.features(x, train)["conv5"]
-        return base.ClassifierHead(self.num_classes, layers=self.layers, name="head")(x, train)
+        return self.head(self.features(x, train)["conv5"], train)

@@ -1,4 +1,6 @@
-"""ShuffleNet blocks: channel shuffle permutation, padded pooling, V1/V2 units vs. a lax reference."""
+"""ShuffleNet blocks: channel shuffle, padded pooling, the V1/V2 units against a lax reference."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,10 @@ from lightjax.layers.shuffle import (ShuffleV1Unit, ShuffleV2Unit, avg_pool, cha
                                      max_pool, shuffle_permutation)
 
 EPS = 1e-5  # LayerFactory's default bn_epsilon
+
+
+def _normal(seed, shape):
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 
 # ------------------------------------------------------------------ channel shuffle
@@ -27,9 +33,9 @@ def test_channel_shuffle_is_the_papers_permutation(groups, order):
 def _torch_style_shuffle(x, groups):
     """torchvision's channel_shuffle on an NCHW view: view(g, C/g) -> transpose -> flatten."""
     n, h, w, c = x.shape
-    nchw = np.transpose(np.asarray(x), (0, 3, 1, 2)).reshape(n, groups, c // groups, h, w)
+    nchw = jnp.transpose(x, (0, 3, 1, 2)).reshape(n, groups, c // groups, h, w)
     out = nchw.transpose(0, 2, 1, 3, 4).reshape(n, c, h, w)
-    return np.transpose(out, (0, 2, 3, 1))
+    return jnp.transpose(out, (0, 2, 3, 1))
 
 
 def _megvii_v1_shuffle(x, groups):
@@ -42,7 +48,7 @@ def _megvii_v1_shuffle(x, groups):
 
 @pytest.mark.parametrize("groups", [2, 3, 4, 8])
 def test_channel_shuffle_matches_torchvision_and_inverts_megvii(groups):
-    x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 3, 24))
+    x = _normal(0, (2, 3, 3, 24))
     np.testing.assert_array_equal(channel_shuffle(x, groups), _torch_style_shuffle(x, groups))
     # megvii's V1 shuffle undoes ours (and, for g != C/g, differs from it).
     np.testing.assert_array_equal(_megvii_v1_shuffle(channel_shuffle(x, groups), groups), x)
@@ -59,6 +65,7 @@ def test_channel_shuffle_rejects_bad_groups(groups):
 
 # ------------------------------------------------------------------ pooling
 def _pool_reference(x, k, s, pad, op, fill):
+    """Explicit windows over a padded numpy copy."""
     n, h, w, c = x.shape
     xp = np.pad(np.asarray(x), ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=fill)
     ho, wo = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
@@ -71,7 +78,7 @@ def _pool_reference(x, k, s, pad, op, fill):
 
 @pytest.mark.parametrize("size", [7, 8])
 def test_max_pool_pads_with_minus_infinity_like_pytorch(size):
-    x = -1.0 - jnp.abs(jax.random.normal(jax.random.PRNGKey(1), (2, size, size, 3)))  # all < 0
+    x = -1.0 - jnp.abs(_normal(1, (2, size, size, 3)))  # all < 0
     y = max_pool(x, 3, 2)
     assert y.shape == (2, -(-size // 2), -(-size // 2), 3)
     np.testing.assert_array_equal(y, _pool_reference(x, 3, 2, 1, np.max, -np.inf))
@@ -80,7 +87,7 @@ def test_max_pool_pads_with_minus_infinity_like_pytorch(size):
 
 @pytest.mark.parametrize("size", [7, 8])
 def test_avg_pool_counts_padding_like_pytorch(size):
-    x = jax.random.normal(jax.random.PRNGKey(2), (2, size, size, 3))
+    x = _normal(2, (2, size, size, 3))
     y = avg_pool(x, 3, 2)
     np.testing.assert_allclose(y, _pool_reference(x, 3, 2, 1, np.sum, 0.0) / 9, atol=1e-6)
     # corner window: 4 real values, divided by 9 (count_include_pad=True).
@@ -98,17 +105,23 @@ def test_same_padding_pooling_is_tensorflows():
 
 
 # ------------------------------------------------------------------ unit references (lax)
-def _randomize(variables, seed=0):
-    """Random params and BN statistics (variances positive) so BN is far from the identity."""
-    leaves, tree = jax.tree.flatten_with_path(variables)
-    keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-    out = []
-    for (path, leaf), key in zip(leaves, keys):
-        v = jax.random.normal(key, leaf.shape) * 0.5
-        if path[-1].key == "var":
-            v = jnp.abs(v) + 0.5
-        out.append(v)
-    return jax.tree.unflatten(tree, out)
+def random_variables(module, x, seed=0):
+    """Variables of the right shapes filled from numpy: fan-in-scaled kernels, BN far from the
+    identity. (``module.init`` would compile every initializer; eval_shape compiles nothing.)"""
+    shapes = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), x, False))
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        noise = rng.standard_normal(leaf.shape).astype(np.float32)
+        name = path[-1].key
+        if name == "kernel":
+            return jnp.asarray(noise / np.sqrt(np.prod(leaf.shape[:-1])))
+        if name == "var":
+            return jnp.asarray(1.0 + np.abs(noise) * 0.5)
+        if name == "scale":
+            return jnp.asarray(1.0 + 0.2 * noise)
+        return jnp.asarray(0.2 * noise)  # bias, mean
+    return jax.tree.map_with_path(fill, shapes)
 
 
 def _conv(x, kernel, stride=1, groups=1):
@@ -126,19 +139,30 @@ def _conv_bn(v, name, x, stride=1, groups=1, relu=False, depthwise=False):
     return jnp.maximum(y, 0) if relu else y
 
 
-def _v1_reference(v, x, groups, stride, first_grouped):
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _v1_branch(v, x, groups, stride, first_grouped):
     y = _conv_bn(v, "gconv1", x, groups=groups if first_grouped else 1, relu=True)
     if groups > 1:
-        y = jnp.asarray(_torch_style_shuffle(y, groups))
+        y = _torch_style_shuffle(y, groups)
     y = _conv_bn(v, "dw", y, stride, depthwise=True)
-    y = _conv_bn(v, "gconv2", y, groups=groups)
+    return _conv_bn(v, "gconv2", y, groups=groups)
+
+
+def _v1_reference(v, x, groups, stride, first_grouped):
+    y = _v1_branch(v, x, groups, stride, first_grouped)
     if stride == 1:
         return jnp.maximum(x + y, 0)
     pooled = _pool_reference(x, 3, 2, 1, np.sum, 0.0) / 9
     return jnp.concatenate([pooled, jnp.maximum(y, 0)], axis=-1)
 
 
-X = jax.random.normal(jax.random.PRNGKey(3), (2, 8, 7, 12))
+X = _normal(3, (2, 8, 7, 12))
+
+
+def _init_apply(unit, x=X):
+    """Random variables and the jitted eval-mode output (eager flax is slow)."""
+    variables = random_variables(unit, x)
+    return variables, jax.jit(lambda v, x: unit.apply(v, x, False))(variables, x)
 
 
 @pytest.mark.parametrize("stride,features,first_grouped",
@@ -146,11 +170,10 @@ X = jax.random.normal(jax.random.PRNGKey(3), (2, 8, 7, 12))
 def test_shuffle_v1_unit_matches_lax_reference(stride, features, first_grouped):
     unit = ShuffleV1Unit(features, bottleneck=9, groups=3, strides=stride,
                          first_group_conv_grouped=first_grouped)
-    variables = _randomize(unit.init(jax.random.PRNGKey(0), X, False))
-    y = unit.apply(variables, X, False)
+    variables, y = _init_apply(unit)
     assert y.shape == (2, -(-8 // stride), -(-7 // stride), features)
-    np.testing.assert_allclose(y, _v1_reference(variables, X, 3, stride, first_grouped),
-                               rtol=1e-4, atol=1e-4)
+    ref = _v1_reference(variables, X, 3, stride, first_grouped)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
     params = variables["params"]
     assert params["gconv1"]["conv"]["kernel"].shape == (1, 1, 4 if first_grouped else 12, 9)
     assert params["dw"]["conv"]["kernel"].shape == (3, 3, 1, 9)
@@ -171,10 +194,12 @@ def test_shuffle_v1_unit_channel_errors():
 
 def test_shuffle_v1_unit_train_mode_updates_batch_stats():
     unit = ShuffleV1Unit(36, 9, 3, strides=2)
-    variables = unit.init(jax.random.PRNGKey(0), X, False)
-    _, updates = unit.apply(variables, X, True, mutable=["batch_stats"])
-    assert not np.allclose(updates["batch_stats"]["gconv1"]["bn"]["mean"],
-                           variables["batch_stats"]["gconv1"]["bn"]["mean"])
+    variables = random_variables(unit, X)
+    _, updates = jax.jit(lambda v, x: unit.apply(v, x, True, mutable=["batch_stats"]))(
+        variables, X)
+    for layer in ("gconv1", "dw", "gconv2"):
+        assert not np.allclose(updates["batch_stats"][layer]["bn"]["mean"],
+                               variables["batch_stats"][layer]["bn"]["mean"])
 
 
 def _v2_reference(v, x, stride):
@@ -197,11 +222,11 @@ def _v2_reference(v, x, stride):
                           (2, dict(branch_features=7, mid=3, branch1_features=5), 12)])
 def test_shuffle_v2_unit_matches_lax_reference(stride, kwargs, out):
     unit = ShuffleV2Unit(strides=stride, **kwargs)
-    variables = _randomize(unit.init(jax.random.PRNGKey(0), X, False))
-    y = unit.apply(variables, X, False)
+    variables, y = _init_apply(unit)
     assert y.shape == (2, -(-8 // stride), -(-7 // stride), out)
     assert unit.out_channels(12) == out
-    np.testing.assert_allclose(y, _v2_reference(variables, X, stride), rtol=1e-4, atol=1e-4)
+    ref = jax.jit(lambda v, x: _v2_reference(v, x, stride))(variables, X)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
     if stride == 1:  # the first half passes through untouched, to the even output positions
         np.testing.assert_array_equal(y[..., 0:12:2], X[..., :6])
         assert "branch1_pw" not in variables["params"]
@@ -225,7 +250,5 @@ def test_shuffle_v2_unit_channel_errors():
 def test_units_same_output_for_both_depthwise_impls(unit):
     outs = []
     for impl in ("xla", "shifted"):
-        u = unit.clone(layers=LayerFactory(depthwise_impl=impl))
-        variables = _randomize(u.init(jax.random.PRNGKey(0), X, False))
-        outs.append(u.apply(variables, X, False))
+        outs.append(_init_apply(unit.clone(layers=LayerFactory(depthwise_impl=impl)))[1])
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-4)

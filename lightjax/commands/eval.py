@@ -1,0 +1,28 @@
+"""``lightjax eval``: evaluate the latest checkpoint of a run directory.
+
+Example::
+
+    lightjax eval --workdir runs/digits-20261123-140000 --split test
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="evaluate a trained run",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", required=True, help="a directory written by lightjax train")
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lightjax.train import run as run_lib
+
+    metrics = run_lib.evaluate(args.workdir, args.split)
+    print(f"{args.split}: top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%"
+          f"  loss {metrics['loss']:.4f}  ({metrics['count']} images, step {metrics['step']})")
+    print(json.dumps(metrics))
+    return 0

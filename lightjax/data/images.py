@@ -1,0 +1,81 @@
+"""Image helpers shared by the sources: decode with PIL, fix the channel count, resize.
+
+Images travel as numpy arrays (H, W, C): ``uint8`` in 0..255 (decoded files, TFDS records) or
+``float32`` in [0, 1] (the embedded digits). Resizing is bilinear (PIL), the same for every source.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+from typing import Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+# What PIL raises on truncated, corrupt or non-image input.
+DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError,
+                 Image.DecompressionBombError)
+
+EVAL_CROP_FRACTION = 0.875  # ImageNet eval: resize the shorter side to size/0.875, centre-crop
+
+
+def _mode(channels: int) -> str:
+    if channels == 1:
+        return "L"
+    if channels == 3:
+        return "RGB"
+    raise ValueError(f"only 1- or 3-channel images are supported, got {channels} channels")
+
+
+def decode(data: Union[bytes, str, os.PathLike], channels: int) -> np.ndarray:
+    """Decode PNG/JPEG/... bytes or a file into uint8 (H, W, channels); alpha is dropped,
+    grayscale <-> RGB converted. Raises PIL's error on unreadable input (callers name the file)."""
+    src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    with Image.open(src) as img:
+        img.load()
+        img = img.convert(_mode(channels))
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of one (H, W, C) image to ``size = (height, width)``; keeps the dtype."""
+    h, w = int(size[0]), int(size[1])
+    if image.shape[:2] == (h, w):
+        return image
+    if image.dtype == np.uint8:
+        img = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        out = np.asarray(img.resize((w, h), Image.BILINEAR), dtype=np.uint8)
+        return out[..., None] if out.ndim == 2 else out
+    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32))
+                        .resize((w, h), Image.BILINEAR), dtype=np.float32)
+             for c in range(image.shape[-1])]
+    return np.stack(chans, axis=-1).astype(image.dtype, copy=False)
+
+
+def crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    top, left, height, width = box
+    return image[top:top + height, left:left + width]
+
+
+def center_crop_resize(image: np.ndarray, size: tuple[int, int],
+                       crop_fraction: float = 1.0) -> np.ndarray:
+    """Resize so the image covers ``size / crop_fraction`` (aspect kept), then centre-crop ``size``.
+
+    ``crop_fraction=1`` is "resize the shorter side, crop the middle"; 0.875 is the usual ImageNet
+    evaluation transform (256 -> 224)."""
+    h, w = image.shape[:2]
+    th, tw = size
+    scale = max(th / h, tw / w) / crop_fraction
+    nh, nw = max(th, math.ceil(h * scale - 1e-6)), max(tw, math.ceil(w * scale - 1e-6))
+    image = resize(image, (nh, nw))
+    top, left = (nh - th) // 2, (nw - tw) // 2
+    return crop(image, (top, left, th, tw))
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 0..255 -> float32 0..1; float images pass through as float32."""
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) * np.float32(1.0 / 255.0)
+    return images.astype(np.float32, copy=False)

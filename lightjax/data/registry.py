@@ -1,0 +1,65 @@
+"""``build(name, ...)``: one entry point for every dataset, and the built-in names."""
+from __future__ import annotations
+
+import inspect
+
+from lightjax.data import augment as augment_lib
+from lightjax.data import digits, folder, tfds_source
+from lightjax.data.source import Dataset
+
+BUILTIN = ("digits", "cifar10", "cifar100", "imagenet2012", "folder")
+_EXTRA = {"digits": digits.build, "folder": folder.build}
+
+
+def names() -> tuple[str, ...]:
+    """The built-in dataset names; any other TFDS image-classification name works too."""
+    return BUILTIN
+
+
+def _check_resolution(resolution) -> int | None:
+    if resolution is None:
+        return None
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
+        raise ValueError(f"resolution must be a positive integer (pixels per side), got "
+                         f"{resolution!r}")
+    return resolution
+
+
+def build(name: str, *, resolution: int | None = None, data_dir: str | None = None,
+          root: str | None = None, augment: str = "auto", **kwargs) -> Dataset:
+    """Build the dataset ``name``.
+
+    - ``'digits'``: scikit-learn's digits, embedded, offline (``resolution`` default 32;
+      ``data_dir`` is ignored). See :mod:`lightjax.data.digits`.
+    - ``'folder'`` with ``root=``: ``root/train/<class>/*.png|jpg``, ``root/test/...``. See
+      :mod:`lightjax.data.folder`.
+    - ``'cifar10'``, ``'cifar100'``, ``'imagenet2012'`` and any TFDS image-classification name
+      (``'name/config:version'`` too) prepared in ``data_dir``. Extra keywords: ``train_split``,
+      ``eval_split``, ``in_memory``. See :mod:`lightjax.data.tfds_source`.
+
+    ``resolution`` (the resolution multiplier ρ as pixels per side) resizes every image to
+    ``resolution x resolution``; ``augment`` is 'auto' (the dataset's policy) or one of
+    :data:`lightjax.data.augment.POLICIES`. Every source also takes ``mean=``/``std=`` to override
+    the normalization. Bad names or arguments raise ValueError.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"dataset name must be a non-empty string, got {name!r}; built-in "
+                         f"names: {', '.join(BUILTIN)}")
+    resolution = _check_resolution(resolution)
+    augment_lib.check_policy(augment)
+    if root is not None and name != "folder":
+        raise ValueError(f"root= is only used by the 'folder' dataset, not {name!r}")
+    fn = _EXTRA.get(name, tfds_source.build)
+    allowed = [p for p in inspect.signature(fn).parameters
+               if p not in ("name", "root", "data_dir", "resolution", "augment")]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"dataset {name!r} does not take {', '.join(unknown)}; extra options: "
+                         f"{', '.join(allowed) or 'none'}")
+    if name == "digits":
+        return digits.build(resolution=32 if resolution is None else resolution,
+                            augment=augment, **kwargs)
+    if name == "folder":
+        return folder.build(root, resolution=resolution, augment=augment, **kwargs)
+    return tfds_source.build(name, data_dir=data_dir, resolution=resolution, augment=augment,
+                             **kwargs)

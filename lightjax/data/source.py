@@ -1,0 +1,240 @@
+"""The :class:`Dataset` type: a pair of random-access splits, batching, sharding, augmentation.
+
+Batches are dicts of numpy arrays for ONE process::
+
+    {'image': float32 (B_local, H, W, C) normalized,
+     'label': int32 (B_local,), 'mask': bool (B_local,)}
+
+``batch_size`` is the GLOBAL batch. With ``P`` processes every process yields the same number of
+batches and process ``p`` gets rows ``[p*B/P, (p+1)*B/P)`` of every global batch, so
+``jax.make_array_from_process_local_data`` assembles the global batch. The order is
+``np.random.default_rng([seed, epoch]).permutation(n)`` (or ``arange(n)`` unshuffled) and the
+augmentation of global batch ``b`` is drawn from ``default_rng([seed, epoch, b, 1])``: both are
+functions of (seed, epoch) only, so ``start_batch=k`` resumes an epoch exactly.
+
+Without ``drop_remainder`` (the eval default) the last global batch is padded to ``batch_size``
+with zero images; ``'mask'`` marks the real examples (all True in full batches), so metrics summed
+over ``mask`` cover every example exactly once, on any number of processes.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from lightjax.data import augment as augment_lib
+from lightjax.data import images as image_lib
+
+EVAL_ALIASES = ("test", "val", "validation", "eval")
+
+
+class Source(Protocol):
+    """One split: ``len`` examples, loaded by index as float32 [0, 1] images and int32 labels."""
+
+    crops_at_decode: bool  # True: ``load`` cuts inception boxes itself (from the full image)
+
+    def __len__(self) -> int: ...
+
+    def load(self, indices: np.ndarray, boxes: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclasses.dataclass
+class ArraySource:
+    """An in-memory split: ``images`` (N, H, W, C) uint8 0..255 or float32 0..1, ``labels`` (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    crops_at_decode = False
+
+    def __post_init__(self):
+        self.labels = np.asarray(self.labels, dtype=np.int32)
+        if self.images.ndim != 4 or len(self.images) != len(self.labels):
+            raise ValueError(f"ArraySource: images must be (N, H, W, C) with N = len(labels); got "
+                             f"{self.images.shape} and {self.labels.shape}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def load(self, indices, boxes=None):
+        return image_lib.to_float(self.images[indices]), self.labels[indices]
+
+
+def channel_stats(source: Source, max_examples: int = 2048) -> tuple[tuple[float, ...],
+                                                                      tuple[float, ...]]:
+    """Per-channel mean/std of a split in [0, 1] pixel space (all examples of an in-memory split,
+    else ``max_examples`` evenly spaced ones)."""
+    n = len(source)
+    if isinstance(source, ArraySource) and n * source.images[0].size <= 2**28:
+        x = image_lib.to_float(source.images)
+    else:
+        x = source.load(np.unique(np.linspace(0, n - 1, min(n, max_examples)).astype(int)))[0]
+    x = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    std = np.maximum(x.std(axis=0), 1e-6)
+    return tuple(float(v) for v in x.mean(axis=0)), tuple(float(v) for v in std)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+@dataclasses.dataclass
+class Dataset:
+    """A named pair of splits ('train' and the eval split 'test') with batching.
+
+    ``mean``/``std`` (per channel, [0, 1] pixel space) normalize every batch; ``augment`` is the
+    resolved training policy (see :mod:`lightjax.data.augment`); ``image_shape`` is (H, W, C) after
+    resizing — set the model's ``input_channels`` from ``image_shape[-1]``. The eval split also
+    answers to 'val', 'validation' and 'eval'.
+    """
+
+    name: str
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    splits: Mapping[str, Source]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: str = "none"
+    class_names: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self):
+        self.image_shape = tuple(int(s) for s in self.image_shape)
+        c = self.image_shape[-1]
+        if len(self.mean) != c or len(self.std) != c:
+            raise ValueError(f"dataset {self.name!r}: mean/std need {c} values (one per channel), "
+                             f"got {len(self.mean)} and {len(self.std)}")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"dataset {self.name!r}: std must be positive, got {self.std}")
+        augment_lib.check_policy(self.augment, allow_auto=False)
+
+    # -- splits ---------------------------------------------------------------------------------
+    def split_name(self, split: str) -> str:
+        """The stored split for ``split`` ('val'/'validation'/'eval' mean the eval split)."""
+        if split in self.splits:
+            return split
+        if split in EVAL_ALIASES:
+            for alias in EVAL_ALIASES:
+                if alias in self.splits:
+                    return alias
+        raise ValueError(f"dataset {self.name!r} has no split {split!r}; splits: "
+                         f"{', '.join(self.splits)} (the eval split also answers to "
+                         f"{', '.join(a for a in EVAL_ALIASES if a not in self.splits)})")
+
+    def size(self, split: str) -> int:
+        return len(self.splits[self.split_name(split)])
+
+    def steps_per_epoch(self, split: str, batch_size: int, drop_remainder: bool = True) -> int:
+        n = self.size(split)
+        batch_size = _positive_int("batch_size", batch_size)
+        if drop_remainder:
+            if batch_size > n:
+                raise ValueError(f"batch_size={batch_size} is larger than the {n} examples of "
+                                 f"{self.name!r} split {split!r}; with drop_remainder=True no "
+                                 f"batch would be produced — use a batch size <= {n}")
+            return n // batch_size
+        return -(-n // batch_size)
+
+    # -- batches --------------------------------------------------------------------------------
+    def batches(self, split: str, batch_size: int, *, seed: int = 0, epoch: int = 0,
+                shuffle: bool | None = None, augment: bool | str | None = None,
+                drop_remainder: bool | None = None, process_index: int | None = None,
+                process_count: int | None = None, start_batch: int = 0
+                ) -> Iterator[dict[str, np.ndarray]]:
+        """Iterate over one epoch of ``split`` for this process (see the module docstring).
+
+        Defaults: ``shuffle`` and ``augment`` True for 'train' only, ``drop_remainder`` True for
+        'train' only, process index/count from jax. ``augment`` may also name a policy, which
+        overrides the dataset's. ``start_batch=k`` skips the first k batches without loading them.
+        Arguments are checked here, before the first batch.
+        """
+        key = self.split_name(split)
+        source = self.splits[key]
+        n = len(source)
+        is_train = key == "train"
+        shuffle = is_train if shuffle is None else bool(shuffle)
+        drop_remainder = is_train if drop_remainder is None else bool(drop_remainder)
+        if augment is None:
+            augment = is_train
+        policy = (augment_lib.check_policy(augment, allow_auto=False) if isinstance(augment, str)
+                  else self.augment if augment else "none")
+        for label, value in (("seed", seed), ("epoch", epoch), ("start_batch", start_batch)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{label} must be a non-negative integer, got {value!r}")
+        if process_index is None or process_count is None:
+            import jax
+            process_index = jax.process_index() if process_index is None else process_index
+            process_count = jax.process_count() if process_count is None else process_count
+        batch_size = _positive_int("batch_size", batch_size)
+        process_count = _positive_int("process_count", process_count)
+        if isinstance(process_index, bool) or not 0 <= process_index < process_count:
+            raise ValueError(f"process_index must be in [0, {process_count}), got "
+                             f"{process_index!r}")
+        if batch_size % process_count:
+            raise ValueError(f"batch_size={batch_size} (the global batch) must be divisible by "
+                             f"the number of processes ({process_count})")
+        steps = self.steps_per_epoch(split, batch_size, drop_remainder)
+        if start_batch > steps:
+            raise ValueError(f"start_batch={start_batch} is past the end of the epoch "
+                             f"({steps} batches of {batch_size} in split {split!r})")
+        order = (np.random.default_rng([int(seed), int(epoch)]).permutation(n) if shuffle
+                 else np.arange(n))
+        return self._iterate(source, order, batch_size, steps, int(start_batch), policy,
+                             (int(seed), int(epoch)), int(process_index), process_count)
+
+    def _iterate(self, source: Source, order: np.ndarray, batch_size: int, steps: int,
+                 start_batch: int, policy: str, seed_epoch: tuple[int, int], process_index: int,
+                 process_count: int) -> Iterator[dict[str, np.ndarray]]:
+        local = batch_size // process_count
+        lo_local = process_index * local
+        mean = np.asarray(self.mean, np.float32)
+        inv_std = np.float32(1.0) / np.asarray(self.std, np.float32)
+        for b in range(start_batch, steps):
+            ids = order[b * batch_size:(b + 1) * batch_size]
+            params = augment_lib.draw(policy, batch_size,
+                                      np.random.default_rng([*seed_epoch, b, 1]),
+                                      self.image_shape[0])
+            lo, hi = min(lo_local, len(ids)), min(lo_local + local, len(ids))
+            real = hi - lo
+            image = np.zeros((local, *self.image_shape), np.float32)
+            label = np.zeros((local,), np.int32)
+            mask = np.zeros((local,), bool)
+            if real:
+                part = params[slice(lo, hi)]
+                x, y = source.load(ids[lo:hi], part.boxes if source.crops_at_decode else None)
+                x = augment_lib.apply(x, part, boxes_done=source.crops_at_decode)
+                image[:real] = (x - mean) * inv_std
+                label[:real] = y
+                mask[:real] = True
+            yield {"image": image, "label": label, "mask": mask}
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
+        return (f"Dataset({self.name!r}, num_classes={self.num_classes}, "
+                f"image_shape={self.image_shape}, {sizes}, augment={self.augment!r})")
+
+
+def make_dataset(name: str, num_classes: int, splits: Mapping[str, Source],
+                 image_shape: Sequence[int], *, augment: str, mean=None, std=None,
+                 class_names: Sequence[str] = (), description: str = "") -> Dataset:
+    """Build a :class:`Dataset`; mean/std default to the train split's per-channel statistics."""
+    if mean is None or std is None:
+        m, s = channel_stats(splits["train"])
+        mean = m if mean is None else mean
+        std = s if std is None else std
+    channels = int(image_shape[-1])
+
+    def per_channel(label, value):
+        try:
+            return tuple(float(v) for v in np.broadcast_to(np.asarray(value, float), (channels,)))
+        except (ValueError, TypeError):
+            raise ValueError(f"dataset {name!r}: {label} must be a number or {channels} numbers "
+                             f"(one per channel), got {value!r}") from None
+
+    return Dataset(name=name, num_classes=int(num_classes), image_shape=tuple(image_shape),
+                   splits=dict(splits), mean=per_channel("mean", mean),
+                   std=per_channel("std", std), augment=augment,
+                   class_names=tuple(class_names), description=description)
