@@ -4,6 +4,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
+from lightjax.layers.batch_norm import FUSED_ACTIVATIONS
 from lightjax.layers.factory import LayerFactory
 
 
@@ -39,6 +40,9 @@ class ConvBN(nn.Module):
         else:
             conv = self.layers.group_conv(self.features, self.groups, self.kernel_size,
                                           self.strides, self.use_bias, name="conv")
+        if self.activation in FUSED_ACTIVATIONS:
+            # a parameter-free activation fused into the norm (one backward pass, no extra mask)
+            return self.layers.norm(train, name="bn", activation=self.activation)(conv(x))
         y = self.layers.norm(train, name="bn")(conv(x))
         if self.activation is not None:
             y = self.layers.act(self.activation, module_name="act")(y)

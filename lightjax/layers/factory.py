@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from lightjax.layers import activations
+from lightjax.layers import batch_norm as bn_lib
 from lightjax.layers import conv as conv_lib
 from lightjax.layers import depthwise as dw
 from lightjax.layers import hooks
@@ -83,11 +84,17 @@ class LayerFactory:
     def dense(self, features: int, use_bias: bool = True, name: str | None = None) -> nn.Module:
         return conv_lib.Dense(features, use_bias=use_bias, name=name, **self._common())
 
-    def norm(self, train: bool, name: str | None = None) -> nn.Module:
-        """BatchNorm over the channel axis; batch statistics when ``train``."""
-        return nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                            epsilon=self.bn_epsilon, dtype=self.dtype,
-                            param_dtype=self.param_dtype, name=name)
+    def norm(self, train: bool, name: str | None = None,
+             activation: str | None = None) -> nn.Module:
+        """BatchNorm over the channel axis; batch statistics when ``train``.
+
+        A :class:`lightjax.layers.batch_norm.BatchNorm` (a ``flax.linen.BatchNorm`` with the same
+        variables and forward numerics, and a closed-form train-mode backward). ``activation``
+        (``None``, ``'relu'``, ``'relu6'``, see ``batch_norm.FUSED_ACTIVATIONS``) is fused after it.
+        """
+        return bn_lib.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                                epsilon=self.bn_epsilon, dtype=self.dtype,
+                                param_dtype=self.param_dtype, activation=activation, name=name)
 
     def act(self, name: str, module_name: str | None = None, **kwargs: Any) -> nn.Module:
         """Activation by registered name (see :mod:`lightjax.layers.activations`)."""

@@ -12,6 +12,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
+from lightjax.layers import activations
 from lightjax.layers.factory import LayerFactory
 
 
@@ -69,6 +70,16 @@ class ClassifierHead(nn.Module):
         if self.dropout:
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return self.layers.dense(self.num_classes, use_bias=self.use_bias, name="fc")(x)
+
+
+def check_common(model: str, num_classes: int, stem_stride: int,
+                 activation: str | None) -> None:
+    """Checks every classifier shares: class count, stem stride (1 or 2), activation name."""
+    check_num_classes(model, num_classes)
+    if isinstance(stem_stride, bool) or stem_stride not in (1, 2):
+        raise ValueError(f"{model}: stem_stride must be 1 or 2, got {stem_stride!r}")
+    if activation is not None:
+        activations.create(activation)  # unknown names fail here, before tracing
 
 
 def check_num_classes(model: str, num_classes: int) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from lightjax.layers import activations
 from lightjax.layers.conv_bn import ConvBN
 from lightjax.layers.factory import LayerFactory
 from lightjax.layers.separable import VARIANTS, SeparableUnit
@@ -59,15 +58,11 @@ class MobileNetV1(nn.Module):
     layers: LayerFactory = LayerFactory()
 
     def __post_init__(self) -> None:
-        base.check_num_classes(NAME, self.num_classes)
+        base.check_common(NAME, self.num_classes, self.stem_stride, self.activation)
         base.check_alpha(NAME, self.alpha)
         if self.variant not in VARIANTS:
             raise ValueError(f"{NAME}: unknown variant {self.variant!r}; allowed: "
                              f"{', '.join(VARIANTS)}")
-        if self.stem_stride not in (1, 2):
-            raise ValueError(f"{NAME}: stem_stride must be 1 or 2, got {self.stem_stride!r}")
-        if self.activation is not None:
-            activations.create(self.activation)  # unknown names fail here, before tracing
         self.resolved_widths()
         super().__post_init__()
 

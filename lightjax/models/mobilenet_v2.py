@@ -19,7 +19,6 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from lightjax.layers import activations
 from lightjax.layers.conv_bn import ConvBN
 from lightjax.layers.factory import LayerFactory
 from lightjax.layers.inverted_residual import InvertedResidual
@@ -66,11 +65,8 @@ class MobileNetV2(nn.Module):
     layers: LayerFactory = LayerFactory()
 
     def __post_init__(self) -> None:
-        base.check_num_classes(NAME, self.num_classes)
+        base.check_common(NAME, self.num_classes, self.stem_stride, self.activation)
         base.check_alpha(NAME, self.alpha)
-        if self.stem_stride not in (1, 2):
-            raise ValueError(f"{NAME}: stem_stride must be 1 or 2, got {self.stem_stride!r}")
-        activations.create(self.activation)  # unknown names fail here, before tracing
         self.block_specs()  # validates widths, including the residual ties
         super().__post_init__()
 

@@ -50,7 +50,6 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from lightjax.layers import activations
 from lightjax.layers.conv_bn import ConvBN
 from lightjax.layers.factory import LayerFactory
 from lightjax.layers.shuffle import ShuffleV1Unit, max_pool
@@ -105,14 +104,11 @@ class ShuffleNetV1(nn.Module):
     layers: LayerFactory = LayerFactory()
 
     def __post_init__(self) -> None:
-        base.check_num_classes(NAME, self.num_classes)
+        base.check_common(NAME, self.num_classes, self.stem_stride, self.activation)
         if type(self.groups) is not int or self.groups not in GROUPS:
             raise ValueError(f"{NAME}: groups must be one of {', '.join(map(str, GROUPS))}, "
                              f"got {self.groups!r}")
         base.check_alpha(NAME, self.scale, "scale")
-        if self.stem_stride not in (1, 2) or isinstance(self.stem_stride, bool):
-            raise ValueError(f"{NAME}: stem_stride must be 1 or 2, got {self.stem_stride!r}")
-        activations.create(self.activation)  # unknown names fail here, before tracing
         self.unit_specs()  # validates widths
         super().__post_init__()
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 
-from lightjax.layers import activations
 from lightjax.layers.conv_bn import ConvBN
 from lightjax.layers.factory import LayerFactory
 from lightjax.layers.shuffle import ShuffleV2Unit, max_pool
@@ -76,14 +75,11 @@ class ShuffleNetV2(nn.Module):
     layers: LayerFactory = LayerFactory()
 
     def __post_init__(self) -> None:
-        base.check_num_classes(NAME, self.num_classes)
+        base.check_common(NAME, self.num_classes, self.stem_stride, self.activation)
         if (isinstance(self.scale, bool) or not isinstance(self.scale, (int, float))
                 or self.scale not in CHANNELS):
             raise ValueError(f"{NAME}: unknown scale {self.scale!r}; allowed: "
                              f"{', '.join(map(str, SCALES))}")
-        if self.stem_stride not in (1, 2) or isinstance(self.stem_stride, bool):
-            raise ValueError(f"{NAME}: stem_stride must be 1 or 2, got {self.stem_stride!r}")
-        activations.create(self.activation)  # unknown names fail here, before tracing
         self.unit_specs()  # validates widths
         super().__post_init__()
 

@@ -156,10 +156,10 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True,
                        donate_argnums=0)
     eval_fn = jax.jit(step_lib.make_eval_step(setup.model, setup.dataset.num_classes))
     stop_at = setup.total_steps if max_steps is None else min(max_steps, setup.total_steps)
-    bar = _progress(progress, setup.total_steps, start)
+    bar = _progress(progress, setup.total_steps, start, setup.batch_size)
     seconds = _elapsed(workdir)
     t0 = time.time()
-    last_good = start
+    last_good = ckpt.latest_step() or 0
     spe = setup.steps_per_epoch
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     try:
@@ -180,16 +180,16 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True,
                 if step % int(t.get("log_every_steps", 50)) == 0 or step % spe == 0:
                     loss = float(metrics["loss"])
                     if not math.isfinite(loss):
-                        raise Diverged(f"loss became {loss} at step {step}; stopped. The last good "
-                                       f"checkpoint (step {last_good}) is kept in {ckpt.directory}")
+                        raise Diverged(f"loss became {loss} at step {step}; stopped. "
+                                       + _kept(ckpt, last_good))
                     if bar is not None:
                         bar.set_postfix(loss=f"{loss:.3f}", top1=f"{float(metrics['top1']):.3f}")
             if n == 0:
                 break
             train_loss = float(sums["loss"]) / n
             if not math.isfinite(train_loss):
-                raise Diverged(f"loss became {train_loss} in epoch {epoch + 1}; stopped. The last "
-                               f"good checkpoint (step {last_good}) is kept in {ckpt.directory}")
+                raise Diverged(f"loss became {train_loss} in epoch {epoch + 1}; stopped. "
+                               + _kept(ckpt, last_good))
             epoch_done = step % spe == 0
             every = int(t.get("checkpoint_every_epochs", 1))
             if step >= stop_at or (epoch_done and (epoch + 1) % every == 0):
@@ -254,11 +254,19 @@ def evaluate(workdir: str, split: str = "test") -> dict[str, float]:
     return {**evaluate_state(setup, state, split), "step": int(state.step)}
 
 
-def _progress(enabled: bool, total: int, initial: int):
+def _kept(ckpt: checkpoint.Checkpoints, step: int) -> str:
+    if ckpt.latest_step() is None:
+        return "No checkpoint had been saved yet; lower the learning rate and start again."
+    return f"The last good checkpoint (step {step}) is kept in {ckpt.directory}."
+
+
+def _progress(enabled: bool, total: int, initial: int, batch_size: int):
+    """A bar over steps that shows images (and images/s): ``unit_scale`` = global batch size."""
     if not enabled or jax.process_index() != 0:
         return None
     from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, unit="img", unit_scale=batch_size,
+                dynamic_ncols=True, mininterval=1.0)
 
 
 def _elapsed(workdir: str) -> float:

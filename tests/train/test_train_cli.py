@@ -106,3 +106,10 @@ def test_non_image_folder_data(tmp_path, capsys):
                          str(tmp_path / "w"))
     assert status == 2 and "notes.png" in err
     assert not (tmp_path / "w").exists()
+
+
+def test_divergence_from_the_start_exits_1_with_a_message(tmp_path, capsys):
+    status, _, err = run(capsys, "train", *TINY, "--config.train.lr=1e30",
+                         "--config.train.warmup_epochs=0", "--workdir", str(tmp_path / "w"))
+    assert status == 1
+    assert "loss became" in err and "No checkpoint had been saved yet" in err
