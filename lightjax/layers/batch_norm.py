@@ -11,9 +11,12 @@ full-size passes (it also saves ``x - mean`` as a residual). Here it is the stan
     dbias = sum(g'),  dscale = rsqrt(var + eps) * sum(g' * (x - mean))
     dx = scale * r * (g' - mean(g') - xhat * mean(g' * xhat)),   r = rsqrt(var + eps)
 
-i.e. one fused reduction pass over (g, x) and one elementwise pass (which XLA fuses into the
+i.e. one reduction pass over (g, x) and one elementwise pass (which XLA fuses into the
 consumer: the conv's backward); the only residuals are ``x`` and per-channel vectors, the
-activation mask is recomputed from ``x``. Cotangents of the batch statistics (zero in training,
+activation mask is recomputed from ``x``. ``sum(g' * (x - mean))`` is computed as
+``sum(g' * x) - mean * sum(g')``: XLA:CPU's reductions want materialized operands, and a centred
+copy of every activation was most of the backward's cost (MobileNetV1 0.25, 32x32, batch 128:
+step 146 -> 104 ms). Cotangents of the batch statistics (zero in training,
 where they only feed ``batch_stats``) are handled too, so the op is a correct VJP everywhere.
 
 ``activation`` (``None``, ``'relu'``, ``'relu6'``) fuses that activation after the norm with
@@ -104,16 +107,18 @@ def _bn_bwd(epsilon, dtype, activation, residuals, cotangents):
     active = _active(_normalize(x, mean, var, scale, bias, epsilon, dtype)[0], activation)
     if active is not None:
         g = jnp.where(active, g, jnp.zeros((), stat_dtype))
-    xc = x - mean  # float32 (x promoted), never materialized: fused into the passes below
+    # sum(g * (x - mean)) as sum(g * x) - mean * sum(g): both sums read only (g, x), so no
+    # centred copy of x is materialized
     sum_g = g.sum(axes)
-    sum_gxc = (g * xc).sum(axes)
+    sum_gx = (g * x.astype(stat_dtype)).sum(axes)
+    sum_gxc = sum_gx - mean * sum_g
     d_bias = sum_g
     d_scale = sum_gxc * r
     a = (scale * r).astype(stat_dtype)
     # dx = a * g + b * (x - mean) + c, per-channel coefficients (statistics' cotangents included)
     b = -a * r * r * sum_gxc / m + 2.0 * g_var / m
     c = -a * sum_g / m + g_mean / m
-    dx = a * g + b * xc + c
+    dx = a * g + b * x.astype(stat_dtype) + (c - b * mean)
     return (dx.astype(x.dtype), d_scale.astype(scale.dtype), d_bias.astype(bias.dtype))
 
 
