@@ -4,7 +4,8 @@ All take ``x`` of shape (N, H, W, C) and ``kernel`` of shape (kh, kw, 1, C) (the
 ``lax.conv_general_dilated`` with ``feature_group_count=C``) and return (N, H', W', C).
 
 - ``'xla'``: ``lax.conv_general_dilated(feature_group_count=C)``. XLA's grouped convolution; slow
-  on CPU (measured ~10x forward, 4-8x backward versus ``'shifted'``, see benchmarks/RESULTS.md).
+  on CPU (measured 6-10x slower forward and 14-24x forward+backward than ``'shifted'`` on
+  batch-128 MobileNet shapes, see benchmarks/RESULTS.md).
 - ``'shifted'``: a sum of kh*kw shifted slices times per-channel weights. Pure elementwise work, so
   it fuses well and, under ``jax.vmap`` over the kernel, stays elementwise instead of becoming a
   grouped convolution. Stride 2 is done on a space-to-depth view (four phase images), so no strided
@@ -56,8 +57,7 @@ def _geometry(x_shape, kh: int, kw: int, stride: int, padding: str):
     """Padding, output size and padded extent (``s * (o - 1 + ceil(k / s))``) per spatial axis."""
     h, w = x_shape[1], x_shape[2]
     s = stride
-    (top, bottom), (left, right) = (pad_amounts(h, kh, s, padding),
-                                    pad_amounts(w, kw, s, padding))
+    top, left = pad_amounts(h, kh, s, padding)[0], pad_amounts(w, kw, s, padding)[0]
     ho, wo = output_size(h, kh, s, padding), output_size(w, kw, s, padding)
     hp = s * (ho - 1 + -(-kh // s))
     wp = s * (wo - 1 + -(-kw // s))

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from random_variables import random_variables
 from jax import lax
 
 from lightjax.layers import LayerFactory
@@ -105,23 +106,6 @@ def test_same_padding_pooling_is_tensorflows():
 
 
 # ------------------------------------------------------------------ unit references (lax)
-def random_variables(module, x, seed=0):
-    """Variables of the right shapes filled from numpy: fan-in-scaled kernels, BN far from the
-    identity. (``module.init`` would compile every initializer; eval_shape compiles nothing.)"""
-    shapes = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), x, False))
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        noise = rng.standard_normal(leaf.shape).astype(np.float32)
-        name = path[-1].key
-        if name == "kernel":
-            return jnp.asarray(noise / np.sqrt(np.prod(leaf.shape[:-1])))
-        if name == "var":
-            return jnp.asarray(1.0 + np.abs(noise) * 0.5)
-        if name == "scale":
-            return jnp.asarray(1.0 + 0.2 * noise)
-        return jnp.asarray(0.2 * noise)  # bias, mean
-    return jax.tree.map_with_path(fill, shapes)
 
 
 def _conv(x, kernel, stride=1, groups=1):
@@ -161,7 +145,7 @@ X = _normal(3, (2, 8, 7, 12))
 
 def _init_apply(unit, x=X):
     """Random variables and the jitted eval-mode output (eager flax is slow)."""
-    variables = random_variables(unit, x)
+    variables = random_variables(unit, x, False)
     return variables, jax.jit(lambda v, x: unit.apply(v, x, False))(variables, x)
 
 
@@ -194,7 +178,7 @@ def test_shuffle_v1_unit_channel_errors():
 
 def test_shuffle_v1_unit_train_mode_updates_batch_stats():
     unit = ShuffleV1Unit(36, 9, 3, strides=2)
-    variables = random_variables(unit, X)
+    variables = random_variables(unit, X, False)
     _, updates = jax.jit(lambda v, x: unit.apply(v, x, True, mutable=["batch_stats"]))(
         variables, X)
     for layer in ("gconv1", "dw", "gconv2"):

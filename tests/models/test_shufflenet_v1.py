@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from random_variables import random_variables
 
 import lightjax.models.shufflenet_v1  # noqa: F401  (registers the model)
 from lightjax import cost, models
@@ -107,21 +108,6 @@ def test_scales_off_megvii_table_stay_divisible(groups, scale):
 
 
 # ------------------------------------------------------------------ forward passes
-def random_variables(model, x, seed=0):
-    """Variables of the right shapes filled from numpy (fan-in-scaled kernels, non-trivial BN);
-    ``model.init`` would compile every initializer, eval_shape compiles nothing."""
-    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x))
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        noise = rng.standard_normal(leaf.shape).astype(np.float32)
-        name = path[-1].key
-        if name == "kernel":
-            return jnp.asarray(noise / np.sqrt(np.prod(leaf.shape[:-1])))
-        if name == "var":
-            return jnp.asarray(1.0 + 0.5 * np.abs(noise))
-        return jnp.asarray((1.0 if name == "scale" else 0.0) + 0.2 * noise)
-    return jax.tree.map_with_path(fill, shapes)
 
 
 X32 = jnp.asarray(np.random.default_rng(1).standard_normal((2, 32, 32, 3)), jnp.float32)
