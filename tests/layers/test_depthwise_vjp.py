@@ -2,25 +2,9 @@
 import jax
 import jax.numpy as jnp
 import pytest
-from jax import lax
+from depthwise_reference import reference, rel_err
 
 from lightjax.layers import depthwise as dw
-from lightjax.layers.padding import pad_amounts
-
-
-def reference(x, kernel, stride, padding):
-    kh = kernel.shape[0]
-    pads = (pad_amounts(x.shape[1], kh, stride, padding),
-            pad_amounts(x.shape[2], kh, stride, padding))
-    return lax.conv_general_dilated(x, kernel, (stride, stride), pads,
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                    feature_group_count=x.shape[-1],
-                                    precision=lax.Precision.HIGHEST)
-
-
-def rel_err(a, b):
-    a, b = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
-    return float(jnp.abs(a - b).max() / (jnp.abs(b).max() + 1e-12))
 
 
 CASES = [  # (N, H, W, kernel, stride, padding)

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from random_variables import random_variables
+from model_fixtures import random_variables
 from jax import lax
 
 from lightjax.layers import LayerFactory

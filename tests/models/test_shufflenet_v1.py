@@ -5,11 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from random_variables import random_variables
+from model_fixtures import X32, cifar_runs
 
 import lightjax.models.shufflenet_v1  # noqa: F401  (registers the model)
 from lightjax import cost, models
-from lightjax.layers import LayerFactory
 from lightjax.models.shufflenet_v1 import GROUPS, REPEATS, stage_channels
 
 NAME = "shufflenet_v1"
@@ -110,22 +109,10 @@ def test_scales_off_megvii_table_stay_divisible(groups, scale):
 # ------------------------------------------------------------------ forward passes
 
 
-X32 = jnp.asarray(np.random.default_rng(1).standard_normal((2, 32, 32, 3)), jnp.float32)
-
-
 @pytest.fixture(scope="module")
 def cifar():
-    """g=3, 10 classes, stem_stride=1, run eval + train ('xla') and eval ('shifted') at 32x32."""
-    model = models.create(NAME, num_classes=10, stem_stride=1,
-                          layers=LayerFactory(depthwise_impl="xla"))
-    variables = random_variables(model, X32)
-    both = jax.jit(lambda v, x: (model.apply(v, x, False),
-                                 model.apply(v, x, True, mutable=["batch_stats"])))
-    logits, (train_logits, updates) = both(variables, X32)
-    shifted = model.clone(layers=LayerFactory(depthwise_impl="shifted"))
-    shifted_logits = jax.jit(lambda v, x: shifted.apply(v, x, False))(variables, X32)
-    return dict(model=model, variables=variables, logits=logits, train_logits=train_logits,
-                updates=updates, shifted_logits=shifted_logits)
+    """g=3, 10 classes, stem_stride=1: eval + train ('xla') and eval ('shifted') at 32x32."""
+    return cifar_runs(NAME)
 
 
 def test_forward_32x32(cifar):
