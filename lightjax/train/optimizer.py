@@ -11,10 +11,9 @@
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import flax
-import flax.linen as nn
 import jax
 import optax
 
@@ -45,15 +44,23 @@ def schedule(cfg: Mapping[str, Any], steps_per_epoch: int) -> optax.Schedule:
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
 
 
-def decay_mask(model: nn.Module, params: Any, input_shape: tuple[int, ...],
-               decay_depthwise: bool = False) -> Any:
-    """Pytree of bools like ``params``: True on kernels that get weight decay."""
-    kinds = {row.name: row.type for row in cost.count(model, input_shape).layers}
+def decay_mask(report: cost.CostReport,
+               decay_depthwise: bool = False) -> Callable[[Any], Any]:
+    """``mask(params)``: a pytree of bools like ``params``, True on kernels that get weight decay.
+
+    Layer kinds come from the model's cost ``report`` (already computed by every run), so no
+    extra trace of the model is needed; optax calls the returned function on the parameters.
+    """
+    kinds = {row.name: row.type for row in report.layers}
     decayed = {"standard", "pointwise", "group", "fc"} | ({"depthwise"} if decay_depthwise else set())
-    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params), sep="/")
-    mask = {path: (path.endswith("/kernel") and kinds.get(path[:-len("/kernel")]) in decayed)
-            for path in flat}
-    return flax.traverse_util.unflatten_dict(mask, sep="/")
+
+    def mask(params: Any) -> Any:
+        flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params), sep="/")
+        return flax.traverse_util.unflatten_dict(
+            {path: (path.endswith("/kernel") and kinds.get(path[:-len("/kernel")]) in decayed)
+             for path in flat}, sep="/")
+
+    return mask
 
 
 def build(cfg: Mapping[str, Any], steps_per_epoch: int, mask: Any) -> optax.GradientTransformation:

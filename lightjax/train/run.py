@@ -72,10 +72,7 @@ class _Setup:
         mask = None
         self.cost = cost.count(self.model, self.input_shape)
         if t.get("weight_decay", 0.0) or t.optimizer == "adamw":
-            params = jax.eval_shape(lambda: self.model.init(
-                jax.random.PRNGKey(0), jnp.zeros(self.input_shape), train=False))["params"]
-            mask = optimizer.decay_mask(self.model, params, self.input_shape,
-                                        bool(t.get("decay_depthwise", False)))
+            mask = optimizer.decay_mask(self.cost, bool(t.get("decay_depthwise", False)))
         self.tx = optimizer.build(t, self.steps_per_epoch, mask)
         devices = np.array(jax.devices())
         if self.batch_size % devices.size:

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lightjax import models
+from lightjax import cost, models
 from lightjax.train import optimizer
 from lightjax.train.defaults import train_section
 
@@ -14,13 +14,14 @@ def test_decay_mask_skips_depthwise_bn_and_biases():
     model = models.create("mobilenet_v1", num_classes=10, alpha=0.25, pointwise_bias=True)
     shape = (1, 16, 16, 3)
     params = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros(shape)))["params"]
-    flat = flax.traverse_util.flatten_dict(optimizer.decay_mask(model, params, shape), sep="/")
+    report = cost.count(model, shape)
+    flat = flax.traverse_util.flatten_dict(optimizer.decay_mask(report)(params), sep="/")
     assert flat["stem/conv/kernel"] and flat["unit3/pw/conv/kernel"] and flat["head/fc/kernel"]
     assert not flat["unit3/dw/conv/kernel"]
     assert not flat["unit3/pw/conv/bias"] and not flat["head/fc/bias"]
     assert not flat["unit3/pw/bn/scale"] and not flat["unit3/pw/bn/bias"]
     with_dw = flax.traverse_util.flatten_dict(
-        optimizer.decay_mask(model, params, shape, decay_depthwise=True), sep="/")
+        optimizer.decay_mask(report, decay_depthwise=True)(params), sep="/")
     assert with_dw["unit3/dw/conv/kernel"]
 
 
