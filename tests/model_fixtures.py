@@ -46,3 +46,17 @@ def cifar_runs(name, **kwargs):
     shifted_logits = jax.jit(lambda v, x: shifted.apply(v, x, False))(variables, X32)
     return dict(model=model, variables=variables, logits=logits, train_logits=train_logits,
                 updates=updates, shifted_logits=shifted_logits)
+
+
+def check_impls_agree(runs):
+    """The 'xla' and 'shifted' depthwise implementations give the same eval logits."""
+    np.testing.assert_allclose(runs["logits"], runs["shifted_logits"], rtol=1e-4, atol=1e-4)
+
+
+def check_train_mode_updates_batch_stats(runs):
+    """Train mode updates every running statistic and uses batch statistics."""
+    old, new = runs["variables"]["batch_stats"], runs["updates"]["batch_stats"]
+    assert jax.tree.structure(old) == jax.tree.structure(new)
+    changed = jax.tree.leaves(jax.tree.map(lambda a, b: not np.allclose(a, b), old, new))
+    assert all(changed)
+    assert not np.allclose(runs["logits"], runs["train_logits"])  # batch statistics used

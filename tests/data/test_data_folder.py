@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pytest
+from dataset_arrays import all_examples
 from PIL import Image
 
 from lightjax import data
@@ -30,12 +31,7 @@ def _make(root, eval_dir="test", per_class=3):
 
 
 def _raw(ds, split):
-    batches = list(ds.batches(split, 3, shuffle=False, augment=False, drop_remainder=False,
-                              process_index=0, process_count=1))
-    mask = np.concatenate([b["mask"] for b in batches])
-    x = np.concatenate([b["image"] for b in batches])[mask]
-    y = np.concatenate([b["label"] for b in batches])[mask]
-    return x * np.asarray(ds.std, np.float32) + np.asarray(ds.mean, np.float32), y
+    return all_examples(ds, split, 3)
 
 
 def test_folder_dataset(tmp_path):

@@ -13,6 +13,7 @@ import shutil
 
 import numpy as np
 import pytest
+from dataset_arrays import all_examples
 import tensorflow_datasets as tfds
 from PIL import Image
 
@@ -106,12 +107,7 @@ def data_dir(tmp_path_factory):
 
 
 def _every(ds, split):
-    batches = list(ds.batches(split, 8, shuffle=False, augment=False, drop_remainder=False,
-                              process_index=0, process_count=1))
-    mask = np.concatenate([b["mask"] for b in batches])
-    x = np.concatenate([b["image"] for b in batches])[mask]
-    y = np.concatenate([b["label"] for b in batches])[mask]
-    return x * np.asarray(ds.std, np.float32) + np.asarray(ds.mean, np.float32), y
+    return all_examples(ds, split, 8)
 
 
 def test_cifar10_round_trip(data_dir):

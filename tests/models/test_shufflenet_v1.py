@@ -5,7 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from model_fixtures import X32, cifar_runs
+from model_fixtures import (X32, cifar_runs, check_impls_agree,
+                            check_train_mode_updates_batch_stats)
 
 import lightjax.models.shufflenet_v1  # noqa: F401  (registers the model)
 from lightjax import cost, models
@@ -127,15 +128,11 @@ def test_forward_32x32(cifar):
 
 
 def test_depthwise_impls_agree(cifar):
-    np.testing.assert_allclose(cifar["logits"], cifar["shifted_logits"], rtol=1e-4, atol=1e-4)
+    check_impls_agree(cifar)
 
 
 def test_train_mode_updates_batch_stats(cifar):
-    old, new = cifar["variables"]["batch_stats"], cifar["updates"]["batch_stats"]
-    assert jax.tree.structure(old) == jax.tree.structure(new)
-    changed = jax.tree.leaves(jax.tree.map(lambda a, b: not np.allclose(a, b), old, new))
-    assert all(changed)
-    assert not np.allclose(cifar["logits"], cifar["train_logits"])  # batch statistics used
+    check_train_mode_updates_batch_stats(cifar)
 
 
 def test_shapes_at_224():
