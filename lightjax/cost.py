@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from lightjax.layers import activations
 from lightjax.layers import conv as conv_lib
 
-TYPES = ("standard", "depthwise", "pointwise", "group", "fc", "norm", "activation", "other")
+TYPES = (*conv_lib.LAYER_KINDS, "norm", "activation", "other")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -38,7 +38,7 @@ Initializer = Callable[..., jax.Array]
 #: He-normal with fan-out, as torchvision initializes MobileNets/ShuffleNets.
 conv_init: Initializer = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
-LAYER_KINDS = ("standard", "pointwise", "group", "depthwise", "fc")
+LAYER_KINDS = ("standard", "depthwise", "pointwise", "group", "fc")
 
 
 class _HookedLayer(nn.Module):
