@@ -48,14 +48,16 @@ class MobileNetV1(nn.Module):
     """MobileNetV1 classifier on NCHW images (any memory format): (N, 3, H, W) -> logits."""
 
     def __init__(self, num_classes: int = 1000, alpha: float = 1.0, stem_stride: int = 2,
-                 input_channels: int = 3) -> None:
+                 input_channels: int = 3, widths: tuple[int, ...] | None = None) -> None:
         super().__init__()
-        channels = int(STEM_CHANNELS * alpha)
+        # widths: stem + 13 pointwise output channels, as lightjax's ``widths`` (pruned models)
+        widths = widths or tuple(int(c * alpha) for c in (STEM_CHANNELS,) + tuple(u[0] for u in UNITS))
+        channels = widths[0]
         self.stem = ConvBN(input_channels, channels, 3, stem_stride)
         units = []
-        for out, stride in UNITS:
-            units.append(SeparableUnit(channels, int(out * alpha), stride))
-            channels = int(out * alpha)
+        for (_, stride), out in zip(UNITS, widths[1:]):
+            units.append(SeparableUnit(channels, out, stride))
+            channels = out
         self.units = nn.Sequential(*units)
         self.fc = nn.Linear(channels, num_classes)
         self._init_weights()

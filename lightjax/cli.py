@@ -11,9 +11,11 @@ from typing import NoReturn, Sequence
 
 from lightjax.commands import cost as cost_command
 from lightjax.commands import eval as eval_command
+from lightjax.commands import prune as prune_command
+from lightjax.commands import sensitivity as sensitivity_command
 from lightjax.commands import train as train_command
 
-COMMANDS = (train_command, eval_command, cost_command)
+COMMANDS = (train_command, eval_command, cost_command, prune_command, sensitivity_command)
 
 
 class UsageError(Exception):

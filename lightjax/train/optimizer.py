@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 
 import flax
 import jax
+import jax.numpy as jnp
 import optax
 
 from lightjax import cost
@@ -63,8 +64,13 @@ def decay_mask(report: cost.CostReport,
     return mask
 
 
-def build(cfg: Mapping[str, Any], steps_per_epoch: int, mask: Any) -> optax.GradientTransformation:
-    """The optimizer described by ``cfg`` (the config's ``train`` section)."""
+def build(cfg: Mapping[str, Any], steps_per_epoch: int, mask: Any,
+          learning_rate: float | None = None) -> optax.GradientTransformation:
+    """The optimizer described by ``cfg`` (the config's ``train`` section).
+
+    ``learning_rate`` replaces the schedule by a value held in the optimizer state, which the
+    caller sets per step with :func:`with_lr` (one compiled step for any schedule).
+    """
     name = cfg["optimizer"]
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
@@ -82,8 +88,20 @@ def build(cfg: Mapping[str, Any], steps_per_epoch: int, mask: Any) -> optax.Grad
             base = optax.adam(learning_rate)
         return optax.chain(decay, base)
 
+    if learning_rate is not None:
+        return optax.inject_hyperparams(make)(learning_rate=float(learning_rate))
     return optax.inject_hyperparams(make)(learning_rate=lr_schedule)
 
 
 def current_lr(opt_state: Any) -> jax.Array:
     return opt_state.hyperparams["learning_rate"]
+
+
+def with_lr(opt_state: Any, value: Any) -> Any:
+    """``opt_state`` (of :func:`build`, possibly wrapped in a state with an ``inner`` field) with
+    its injected learning rate set to ``value``."""
+    if hasattr(opt_state, "inner"):
+        return opt_state._replace(inner=with_lr(opt_state.inner, value))
+    old = opt_state.hyperparams["learning_rate"]
+    hyper = dict(opt_state.hyperparams, learning_rate=jnp.asarray(value, old.dtype))
+    return opt_state._replace(hyperparams=hyper)

@@ -48,6 +48,8 @@ def build_model(cfg: ml_collections.ConfigDict, dataset: Any):
         raise ValueError(f"model.num_classes={kwargs['num_classes']} but dataset "
                          f"{dataset.name!r} has {dataset.num_classes} classes")
     kwargs["input_channels"] = dataset.image_shape[-1]
+    if kwargs.get("widths") is not None:  # JSON gives a list; module fields must be hashable
+        kwargs["widths"] = tuple(kwargs["widths"])
     kwargs["layers"] = LayerFactory(dtype=None if dtype == "float32" else DTYPES[dtype])
     return models.create(name, **kwargs)
 

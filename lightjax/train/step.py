@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lightjax.prune import masking
+
 Batch = dict[str, jax.Array]
 
 
@@ -21,6 +23,8 @@ class TrainState:
     batch_stats: Any
     opt_state: Any
     rng: jax.Array
+    #: pruning: group masks ``{group: (channels,) 0/1}`` (:mod:`lightjax.prune`), else ``None``
+    masks: Any = None
 
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, seed: int,
@@ -43,23 +47,41 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
     return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
 
 
+def _variables(state: TrainState, params: Any, groups: Any) -> dict[str, Any]:
+    variables = {"params": params, "batch_stats": state.batch_stats}
+    if groups is not None:
+        variables["masks"] = masking.layer_masks(groups, state.masks)
+    return variables
+
+
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_classes: int,
-                    label_smoothing: float = 0.0) -> Callable[[TrainState, Batch], tuple]:
-    """``step(state, batch) -> (state, {'loss', 'top1'})``; jit it with donated state."""
+                    label_smoothing: float = 0.0,
+                    groups: Any = None) -> Callable[[TrainState, Batch], tuple]:
+    """``step(state, batch) -> (state, {'loss', 'top1'})``; jit it with donated state.
+
+    With pruning ``groups`` (:class:`lightjax.prune.groups.ChannelGroups`), ``model`` is the
+    masked model, ``state.masks`` holds the group masks and ``tx`` is wrapped in
+    :func:`lightjax.prune.optim.masked_updates` (it receives the parameter masks).
+    """
 
     def step(state: TrainState, batch: Batch):
         dropout_key = jax.random.fold_in(state.rng, state.step)
 
         def loss_fn(params):
             logits, updates = model.apply(
-                {"params": params, "batch_stats": state.batch_stats}, batch["image"],
+                _variables(state, params, groups), batch["image"],
                 train=True, mutable=["batch_stats"], rngs={"dropout": dropout_key})
             loss = cross_entropy(logits, batch["label"], num_classes, label_smoothing).mean()
             return loss, (logits, updates)
 
         (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params)
-        changes, opt_state = tx.update(grads, state.opt_state, state.params)
+        if groups is None:
+            changes, opt_state = tx.update(grads, state.opt_state, state.params)
+        else:
+            changes, opt_state = tx.update(
+                grads, state.opt_state, state.params,
+                param_masks=masking.param_masks(groups, state.masks, state.params))
         params = optax.apply_updates(state.params, changes)
         top1 = (logits.argmax(-1) == batch["label"]).mean()
         new = state.replace(step=state.step + 1, params=params,
@@ -70,12 +92,14 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_clas
     return step
 
 
-def make_eval_step(model: nn.Module, num_classes: int) -> Callable[[TrainState, Batch], dict]:
-    """``eval(state, batch) -> sums`` of loss, top-1/top-5 hits and count over ``batch['mask']``."""
+def make_eval_step(model: nn.Module, num_classes: int,
+                   groups: Any = None) -> Callable[[TrainState, Batch], dict]:
+    """``eval(state, batch) -> sums`` of loss, top-1/top-5 hits and count over ``batch['mask']``
+    (``groups``: as in :func:`make_train_step`)."""
 
     def evaluate(state: TrainState, batch: Batch):
-        logits = model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                             batch["image"], train=False)
+        logits = model.apply(_variables(state, state.params, groups), batch["image"],
+                             train=False)
         labels = batch["label"]
         mask = batch.get("mask", jnp.ones(labels.shape, bool)).astype(jnp.float32)
         loss = cross_entropy(logits, labels, num_classes)

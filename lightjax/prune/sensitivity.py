@@ -1,0 +1,114 @@
+"""Sensitivity analysis (YOLOv3-Mobile paper): prune one group at a time, measure the metric loss.
+
+For each prunable group and each ratio (0.1 ... 0.9 by default) the group alone is pruned by the
+criterion's rank (L1 by default), optionally BN statistics are re-estimated on a few batches, and
+the model is evaluated without retraining. :func:`choose_ratios` then picks, per group, the largest
+ratio whose top-1 loss stays within a tolerance, capped. Results are a table (CSV and JSON) and a
+plot with one curve per group.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Any, Sequence
+
+from lightjax.prune import ranking
+
+DEFAULT_RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 10))
+FIELDS = ("group", "ratio", "kept", "top1", "top5", "loss", "top1_drop")
+
+
+def analyze(session, ratios: Sequence[float] = DEFAULT_RATIOS, criterion: str = "l1",
+            groups: Sequence[str] | None = None, bn_batches: int = 0, split: str = "test",
+            log=None) -> list[dict[str, Any]]:
+    """Rows ``{group, ratio, kept, top1, top5, loss, top1_drop}``; ratio 0 is the baseline row.
+    The session is left as it was."""
+    ratios = [ranking.check_ratio(r) for r in ratios]
+    names = [session.groups.check_name(n).name for n in groups] if groups else \
+        [g.name for g in session.groups.prunable]
+    for n in names:
+        if not session.groups[n].prunable:
+            raise ValueError(f"group {n} cannot be pruned: {session.groups[n].reason}")
+    start_state, start_masks = session.state, session.masks
+    base = session.evaluate(split)
+    rows = [dict(group="(none)", ratio=0.0, kept=None, top1=base["top1"], top5=base["top5"],
+                 loss=base["loss"], top1_drop=0.0)]
+    scores = session.scores(criterion)
+    for name in names:
+        for r in ratios:
+            session.state = start_state
+            new = ranking.select(session.groups, start_masks, scores, {name: r}, "local", 1,
+                                 0.999)
+            session.set_masks(new)
+            session.reestimate_bn(bn_batches)
+            m = session.evaluate(split)
+            rows.append(dict(group=name, ratio=r, kept=int(new[name].sum()), top1=m["top1"],
+                             top5=m["top5"], loss=m["loss"], top1_drop=base["top1"] - m["top1"]))
+            if log:
+                log(rows[-1])
+    session.state = start_state
+    return rows
+
+
+def choose_ratios(rows: Sequence[dict[str, Any]], tolerance: float,
+                  cap: float = 0.7) -> dict[str, float]:
+    """Per group, the largest ratio (<= ``cap``) whose top-1 drop is <= ``tolerance`` (a fraction,
+    e.g. 0.01 = 1 point) at that ratio *and every smaller one*; 0.0 when none qualifies."""
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    ranking.check_ratio(cap, "cap")
+    by_group: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["group"] != "(none)":
+            by_group.setdefault(row["group"], []).append(row)
+    chosen = {}
+    for name, group_rows in by_group.items():
+        best = 0.0
+        for row in sorted(group_rows, key=lambda r: r["ratio"]):
+            if row["ratio"] > cap or row["top1_drop"] > tolerance:
+                break
+            best = row["ratio"]
+        chosen[name] = best
+    return chosen
+
+
+def save(rows: Sequence[dict[str, Any]], out_dir: str) -> list[str]:
+    """Write ``sensitivity.csv``, ``sensitivity.json`` and ``sensitivity.png`` into ``out_dir``."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [os.path.join(out_dir, f"sensitivity.{ext}") for ext in ("csv", "json", "png")]
+    with open(paths[0], "w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(paths[1], "w") as f:
+        json.dump(list(rows), f, indent=1)
+    plot(rows, paths[2])
+    return paths
+
+
+def plot(rows: Sequence[dict[str, Any]], path: str) -> None:
+    """One curve per group: top-1 (percent) against the pruning ratio."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    base = next((r for r in rows if r["group"] == "(none)"), None)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    groups = []
+    for r in rows:
+        if r["group"] != "(none)" and r["group"] not in groups:
+            groups.append(r["group"])
+    for name in groups:
+        pts = sorted((r["ratio"], 100 * r["top1"]) for r in rows if r["group"] == name)
+        if base is not None:
+            pts = [(0.0, 100 * base["top1"])] + pts
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=name)
+    ax.set_xlabel("fraction of the group's filters pruned (no retraining)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("Pruning sensitivity per layer")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
