@@ -21,6 +21,22 @@ import os
 import sys
 
 
+def _max_ratio(text: str) -> float | dict[str, float]:
+    """``0.9`` or ``0.9,unit1/pw=0.25``: a default cap and per-group caps."""
+    default, caps = 0.9, {}
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            if "=" in part:
+                name, value = part.split("=", 1)
+                caps[name.strip()] = float(value)
+            else:
+                default = float(part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--max-ratio must be a number and/or GROUP=NUMBER pairs, got {text!r}") from None
+    return {"*": default, **caps} if caps else default
+
+
 def add_parser(subparsers) -> None:
     from lightjax.prune import criteria, ranking, schedules
 
@@ -39,7 +55,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--ranking", default="local", choices=ranking.RANKINGS)
     p.add_argument("--round-to", type=int, default=1, help="keep a multiple of this many "
                                                              "channels per group (e.g. 8)")
-    p.add_argument("--max-ratio", type=float, default=0.9, help="cap per group (default 0.9)")
+    p.add_argument("--max-ratio", type=_max_ratio, default=0.9,
+                   help="cap per group: a number (default 0.9), optionally followed by "
+                        "per-group caps, e.g. 0.8,unit1/pw=0.25,unit2/pw=0.5")
     p.add_argument("--skip", default="", help="comma-separated layers/groups to keep whole")
     p.add_argument("--epochs", type=float, default=1.0, help="fine-tuning epochs (per round / "
                                                              "trial)")
@@ -63,7 +81,9 @@ def _check(args: argparse.Namespace) -> dict | None:
     if not os.path.isfile(os.path.join(args.workdir, "config.json")):
         raise ValueError(f"{args.workdir} holds no lightjax run (no config.json)")
     ranking.check_ratio(args.ratio, "--ratio")
-    ranking.check_ratio(args.max_ratio, "--max-ratio")
+    caps = args.max_ratio if isinstance(args.max_ratio, dict) else {"*": args.max_ratio}
+    for name, cap in caps.items():
+        ranking.check_ratio(cap, f"--max-ratio{'' if name == '*' else ' of ' + name}")
     if args.round_to < 1 or args.rounds < 1 or args.frequency < 1 or args.epochs < 0:
         raise ValueError("--round-to, --rounds and --frequency must be >= 1 and --epochs >= 0")
     if not 0 < args.lr_scale <= 10:
@@ -99,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
             g = session.groups.check_name(name)
             if not g.prunable:
                 raise ValueError(f"{args.ratios}: group {g.name} cannot be pruned ({g.reason})")
+    if isinstance(args.max_ratio, dict):
+        for name in args.max_ratio:
+            if name != "*":
+                session.groups.check_name(name)
     before_cost = session.cost()
     before = session.evaluate()
     log = (lambda row: None) if args.no_progress else \

@@ -63,8 +63,9 @@ def _scatter(total: np.ndarray, slots: np.ndarray, offset: int, size: int,
 
 
 def _ratio_for(name: str, layers: tuple[str, ...], ratio: float | Mapping[str, float]) -> float:
+    """A group's entry of ``ratio`` (by group or layer name; ``'*'``: everything else; else 0)."""
     if isinstance(ratio, Mapping):
-        for key in (name, *layers):
+        for key in (name, *layers, "*"):
             if key in ratio:
                 return float(ratio[key])
         return 0.0
@@ -84,6 +85,8 @@ def _round(groups: ChannelGroups, name: str, round_to: int) -> int:
 
 def _check_names(groups: ChannelGroups, names: Any) -> None:
     for name in names:
+        if name == "*":
+            continue
         g = groups.check_name(name)
         if not g.prunable:
             raise ValueError(f"group {g.name} cannot be pruned: {g.reason}")
@@ -95,7 +98,8 @@ def select(groups: ChannelGroups, group_masks: Mapping[str, Any], group_scores: 
     """New group masks pruning ``ratio`` (of each group's channels, or for ``ranking='global'``
     of all prunable channels); a dict ``ratio`` gives per-group ratios (local ranking only).
 
-    ``max_ratio`` caps the fraction of any group's channels pruned (default 0.9). Pruning that
+    ``max_ratio`` caps the fraction of any group's channels pruned (default 0.9; a dict gives
+    per-group caps, ``'*'`` the default for the others). Pruning that
     would leave a group with no channels is impossible: at least one multiple of ``round_to``
     stays.
     """
@@ -112,8 +116,10 @@ def select(groups: ChannelGroups, group_masks: Mapping[str, Any], group_scores: 
     else:
         check_ratio(ratio)
     if isinstance(max_ratio, Mapping):
+        max_ratio = {"*": 0.9, **max_ratio}
         for k, v in max_ratio.items():
-            groups.check_name(k)
+            if k != "*":
+                groups.check_name(k)
             check_ratio(v, f"max_ratio of {k}")
     else:
         check_ratio(max_ratio, "max_ratio")

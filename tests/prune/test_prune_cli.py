@@ -127,6 +127,9 @@ def test_choose_ratios_takes_the_largest_ratio_within_tolerance():
     (["--ratio", "-0.2"], "--ratio must be a number in [0, 1)"),
     (["--skip", "unit99/pw"], "no prunable layer or group named 'unit99/pw'"),
     (["--ratios", "RATIOS"], "cannot be pruned"),
+    (["--max-ratio", "0.5,unit99/pw=0.2"], "no channel group or prunable layer named 'unit99/pw'"),
+    (["--max-ratio", "1.5"], "--max-ratio must be a number in [0, 1)"),
+    (["--max-ratio", "half"], "--max-ratio must be a number and/or GROUP=NUMBER pairs"),
 ])
 def test_prune_bad_input_writes_nothing(trained, capsys, tmp_path, args, message):
     workdir, _ = trained

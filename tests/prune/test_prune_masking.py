@@ -128,5 +128,8 @@ def test_local_global_rounding_and_caps():
     again = ranking.select(groups, local, scores, 0.5)
     assert all(np.all(again[g.name] <= local[g.name]) for g in groups.prunable)
     assert int(again["unit13/pw"].sum()) == 128
+    capped = ranking.select(groups, groups.ones(), scores, 0.5,
+                            max_ratio={"*": 0.9, "unit13/pw": 0.25})
+    assert int(capped["unit13/pw"].sum()) == 192 and int(capped["unit12/pw"].sum()) == 128
     one_kept = ranking.select(groups, groups.ones(), scores, 0.99, max_ratio=0.99)
     assert min(int(one_kept[g.name].sum()) for g in groups.prunable) >= 1
