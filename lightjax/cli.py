@@ -13,9 +13,11 @@ from lightjax.commands import cost as cost_command
 from lightjax.commands import eval as eval_command
 from lightjax.commands import prune as prune_command
 from lightjax.commands import sensitivity as sensitivity_command
+from lightjax.commands import sweep as sweep_command
 from lightjax.commands import train as train_command
 
-COMMANDS = (train_command, eval_command, cost_command, prune_command, sensitivity_command)
+COMMANDS = (train_command, eval_command, cost_command, prune_command, sensitivity_command,
+            sweep_command)
 
 
 class UsageError(Exception):

@@ -71,26 +71,33 @@ def override(cfg: ml_collections.ConfigDict, args: Sequence[str]) -> ml_collecti
             if not items:
                 raise ValueError(f"override --config.{key} has no value")
             value = items.pop(0)
-        parent = cfg
-        *parents, leaf = key.split(".")
-        for part in parents:
-            if part not in parent:
-                raise ValueError(f"--config.{key}: no field {part!r} in the config")
-            parent = parent[part]
-        if leaf not in parent:
-            raise ValueError(f"--config.{key}: no field {leaf!r} in the config; fields there: "
-                             f"{', '.join(sorted(parent.keys()))}")
-        new = _parse(value)
-        old = parent[leaf]
-        if isinstance(old, float) and isinstance(new, int) and not isinstance(new, bool):
-            new = float(new)
-        if isinstance(old, tuple) and isinstance(new, list):
-            new = tuple(new)
-        try:
-            parent[leaf] = new
-        except TypeError as err:
-            raise ValueError(f"--config.{key}={value}: {err}") from None
+        set_field(cfg, key, _parse(value), f"--config.{key}")
     return cfg
+
+
+def set_field(cfg: ml_collections.ConfigDict, key: str, new: Any, what: str | None = None) -> None:
+    """Set the existing field ``key`` (dotted, e.g. ``'train.lr'``) to ``new``; ``ValueError`` for
+    a field the config does not have (``what`` names the source in the message)."""
+    what = what or key
+    parent = cfg
+    *parents, leaf = key.split(".")
+    for part in parents:
+        if not isinstance(parent, ml_collections.ConfigDict) or part not in parent:
+            raise ValueError(f"{what}: no field {part!r} in the config")
+        parent = parent[part]
+    if not isinstance(parent, ml_collections.ConfigDict) or leaf not in parent:
+        fields = ", ".join(sorted(parent.keys())) if isinstance(parent, ml_collections.ConfigDict) \
+            else "(none)"
+        raise ValueError(f"{what}: no field {leaf!r} in the config; fields there: {fields}")
+    old = parent[leaf]
+    if isinstance(old, float) and isinstance(new, int) and not isinstance(new, bool):
+        new = float(new)
+    if isinstance(old, tuple) and isinstance(new, list):
+        new = tuple(new)
+    try:
+        parent[leaf] = new
+    except TypeError as err:
+        raise ValueError(f"{what}={new!r}: {err}") from None
 
 
 def to_json(cfg: ml_collections.ConfigDict) -> str:

@@ -1,0 +1,65 @@
+"""The sweep planner: static axes select a compiled group, traced axes are vmapped members.
+
+*Traced* fields (:data:`TRACED`) only change values in the train state (seed: parameter init,
+dropout and data order; learning rate: injected into the optimizer state), so members that agree on
+everything else train together in one compiled, vmapped step. Every other field (alpha, resolution,
+model, widths, activation type, batch size, epochs, ...) is *static*: it changes shapes or code, and
+its members form their own group. Groups larger than ``max_members`` are split into chunks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Sequence
+
+import ml_collections
+
+from lightjax.sweep.spec import Sweep
+
+#: Config fields that may differ between the members of one vmapped group.
+TRACED = ("train.seed", "train.lr")
+
+
+def _without_traced(cfg: ml_collections.ConfigDict) -> str:
+    d = cfg.to_dict()
+    for key in TRACED:
+        section, field = key.split(".")
+        d.get(section, {}).pop(field, None)
+    return json.dumps(d, sort_keys=True, default=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Members trained together (indices into the sweep), sharing every static field."""
+
+    index: int
+    members: tuple[int, ...]
+    static: dict
+    program: int  # groups with the same program id share one compilation (same static config
+    # and chunk size)
+
+    @property
+    def name(self) -> str:
+        return f"group{self.index:03d}"
+
+
+def plan(sweep: Sweep, max_members: int | None = None,
+         configs: Sequence[ml_collections.ConfigDict] | None = None) -> list[Group]:
+    """Groups of members, in order of first appearance."""
+    if max_members is not None and (isinstance(max_members, bool) or max_members < 1):
+        raise ValueError(f"max members per step must be >= 1, got {max_members}")
+    configs = configs if configs is not None else sweep.configs()
+    by_static: dict[str, list[int]] = {}
+    for i, cfg in enumerate(configs):
+        by_static.setdefault(_without_traced(cfg), []).append(i)
+    groups, programs = [], {}
+    for key, members in by_static.items():
+        size = max_members or len(members)
+        for start in range(0, len(members), size):
+            chunk = tuple(members[start:start + size])
+            program = programs.setdefault((key, len(chunk)), len(programs))
+            static = {k: v for k, v in sweep.members[chunk[0]].items() if k not in TRACED}
+            groups.append(Group(len(groups), chunk, static, program))
+    return groups
+
+

@@ -1,0 +1,150 @@
+"""Run a whole sweep in a workdir: plan, train group by group, one results table, resume.
+
+Workdir layout::
+
+    sweep.json        the sweep (base config + members); another sweep here is refused
+    results.jsonl     one row per finished member (written as its group finishes)
+    groups/groupNNN/  each group's orbax checkpoints (resume point)
+
+Re-running the same command skips members already in ``results.jsonl`` and resumes an unfinished
+group from its last checkpoint, so no member is trained twice.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from lightjax import cost
+from lightjax.sweep import plan as plan_lib
+from lightjax.sweep.group import GroupTrainer
+from lightjax.sweep.spec import Sweep
+
+COLUMNS = ("member", "status", "top1", "top5", "loss", "params", "macs", "latency_ms",
+           "seconds")
+
+
+def _prepare(sweep: Sweep, workdir: str) -> None:
+    path = os.path.join(workdir, "sweep.json")
+    text = sweep.to_json()
+    if os.path.exists(path):
+        with open(path) as f:
+            if json.load(f) != json.loads(text):
+                raise ValueError(f"{workdir} holds another sweep; use a new --workdir (or the "
+                                 f"same sweep file to resume it)")
+        return
+    if os.path.isdir(workdir) and os.listdir(workdir):
+        raise ValueError(f"{workdir} is not empty and holds no lightjax sweep (no sweep.json); "
+                         f"refusing to write into it")
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def finished_rows(workdir: str) -> dict[int, dict[str, Any]]:
+    rows = {}
+    path = os.path.join(workdir, "results.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    row = json.loads(line)
+                    rows[row["member"]] = row
+    return rows
+
+
+def _latency_ms(trainer: GroupTrainer, state: Any, repeats: int = 10) -> float:
+    """Median eval-mode forward latency of member 0 at batch 1 (ms)."""
+    model = trainer.setup.model
+    one = jax.tree.map(lambda a: a[0], state)
+    x = np.zeros(trainer.setup.input_shape, np.float32)
+    fwd = jax.jit(lambda s, x: model.apply({"params": s.params, "batch_stats": s.batch_stats},
+                                           x, train=False))
+    jax.block_until_ready(fwd(one, x))
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fwd(one, x))
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e3)
+
+
+def describe_plan(sweep: Sweep, max_members: int | None = None) -> str:
+    """The plan as text: groups, members, compiled programs, MACs per member."""
+    configs = sweep.configs()
+    groups = plan_lib.plan(sweep, max_members, configs)
+    lines = [f"{len(sweep.members)} members in {len(groups)} groups, "
+             f"{len({g.program for g in groups})} compiled programs "
+             f"(traced per member: {', '.join(plan_lib.TRACED)})"]
+    for g in groups:
+        cfg = configs[g.members[0]]
+        from lightjax.train import run as run_lib
+        dataset = run_lib.build_dataset(cfg)
+        model = run_lib.build_model(cfg, dataset)
+        report = cost.count(model, (1, *dataset.image_shape))
+        static = ", ".join(f"{k}={v}" for k, v in g.static.items()) or "(base config)"
+        lines.append(f"  {g.name}: {len(g.members)} members {list(g.members)}  program "
+                     f"{g.program}  {static}  {report.macs:,} MACs  {report.params:,} params")
+    return "\n".join(lines)
+
+
+def run(sweep: Sweep, workdir: str, max_members: int | None = None, progress: bool = True,
+        max_steps: int | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) ``sweep`` in ``workdir``; returns the results rows in member order.
+
+    ``max_steps`` stops each unfinished group after that many steps (as a killed run would).
+    """
+    configs = sweep.configs()
+    groups = plan_lib.plan(sweep, max_members, configs)
+    _prepare(sweep, workdir)
+    done = finished_rows(workdir)
+    todo = [g for g in groups if not all(m in done for m in g.members)]
+    bar = None
+    if progress and jax.process_index() == 0:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(sweep.members), initial=len(sweep.members) - sum(
+            len(g.members) for g in todo), unit="member", dynamic_ncols=True)
+    try:
+        for g in todo:
+            trainer = GroupTrainer([configs[m] for m in g.members])
+            result = trainer.train(os.path.join(workdir, "groups", g.name), max_steps=max_steps)
+            if not result["finished"]:
+                continue
+            latency = _latency_ms(trainer, result["state"])
+            rows = []
+            for m, metrics in zip(g.members, result["members"]):
+                rows.append({"member": m, "config": sweep.members[m], "group": g.name,
+                             **metrics, "params": trainer.setup.cost.params,
+                             "macs": trainer.setup.cost.macs, "latency_ms": round(latency, 4),
+                             "seconds": round(result["seconds"], 2),
+                             "members_in_group": len(g.members)})
+            if jax.process_index() == 0:
+                with open(os.path.join(workdir, "results.jsonl"), "a") as f:
+                    for row in rows:
+                        f.write(json.dumps(row, default=list) + "\n")
+            done.update({r["member"]: r for r in rows})
+            if bar is not None:
+                bar.update(len(rows))
+    finally:
+        if bar is not None:
+            bar.close()
+    return [done[m] for m in sorted(done)]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    head = f"{'member':>6}  {'status':<9} {'top1':>7} {'top5':>7} {'loss':>8} {'params':>10} " \
+           f"{'MACs':>12} {'ms':>7} {'s':>6}  config"
+    lines = [head]
+    for r in rows:
+        lines.append(f"{r['member']:>6}  {r['status']:<9} {100 * r['top1']:>6.2f}% "
+                     f"{100 * r['top5']:>6.2f}% {r['loss']:>8.4f} {r['params']:>10,} "
+                     f"{r['macs']:>12,} {r['latency_ms']:>7.3f} {r['seconds']:>6.1f}  "
+                     f"{json.dumps(r['config'])}")
+    return "\n".join(lines)
+
+

@@ -1,0 +1,105 @@
+"""Sweep definitions: a base config and a list of members (field overrides).
+
+A sweep file (``sweeps/NAME.py``) defines ``get_sweep(arg=None) -> Sweep``::
+
+    from lightjax.sweep import Sweep, product, zip_axes
+
+    def get_sweep(arg=None):
+        return Sweep("digits", product({"model.alpha": [1.0, 0.5]},
+                                       {"data.resolution": [32, 24]},
+                                       {"train.seed": [0, 1]}))
+
+Axes are dotted config fields; :func:`product` takes the Cartesian product of axis groups and
+:func:`zip_axes` pairs equally long axes. Every field must exist in the base config (checked by
+:func:`load` before anything runs).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import itertools
+import json
+import os
+from typing import Any, Mapping, Sequence
+
+import ml_collections
+
+from lightjax.train import config as config_lib
+
+Member = dict[str, Any]
+
+
+def zip_axes(axes: Mapping[str, Sequence[Any]]) -> list[Member]:
+    """Members pairing the i-th values of every axis (all axes equally long)."""
+    lengths = {k: len(v) for k, v in axes.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"zip_axes: axes have different lengths {lengths}")
+    return [dict(zip(axes, values)) for values in zip(*axes.values())]
+
+
+def product(*parts: Mapping[str, Sequence[Any]] | Sequence[Member]) -> list[Member]:
+    """Cartesian product of parts; a dict part is one axis per key (itself a product), a list part
+    is a list of members (e.g. from :func:`zip_axes`)."""
+    lists = []
+    for part in parts:
+        if isinstance(part, Mapping):
+            keys = list(part)
+            lists.append([dict(zip(keys, vals)) for vals in itertools.product(*part.values())])
+        else:
+            lists.append(list(part))
+    return [{k: v for m in combo for k, v in m.items()} for combo in itertools.product(*lists)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """``base``: a config spec (``'digits'``, ``'configs/x.py:arg'``); ``members``: overrides."""
+
+    base: str
+    members: tuple[Member, ...]
+
+    def __init__(self, base: str, members: Sequence[Member]):
+        object.__setattr__(self, "base", base)
+        object.__setattr__(self, "members", tuple(dict(m) for m in members))
+
+    def configs(self) -> list[ml_collections.ConfigDict]:
+        """Each member's full config (validates every axis name)."""
+        base = config_lib.load(self.base)
+        out = []
+        for i, member in enumerate(self.members):
+            cfg = ml_collections.ConfigDict(base.to_dict())
+            for key, value in member.items():
+                config_lib.set_field(cfg, key, value,
+                                     f"sweep member {i}: axis {key!r} is not a config field;")
+            out.append(cfg)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps({"base": self.base, "members": list(self.members)}, sort_keys=True,
+                          default=list)
+
+
+def load(spec: str) -> Sweep:
+    """Load ``FILE.py[:ARG]`` (or a name in the repository's ``sweeps/``) and validate it."""
+    path, _, arg = spec.partition(":")
+    if not path.endswith(".py") and not os.path.exists(path):
+        repo = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "sweeps", f"{path}.py")
+        path = repo
+    if not os.path.isfile(path):
+        raise ValueError(f"sweep file {path} does not exist")
+    module_spec = importlib.util.spec_from_file_location("lightjax_user_sweep", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as err:
+        raise ValueError(f"sweep {path} could not be loaded: {type(err).__name__}: {err}") from None
+    if not hasattr(module, "get_sweep"):
+        raise ValueError(f"sweep {path} defines no get_sweep(arg) function returning a Sweep")
+    sweep = module.get_sweep(arg or None)
+    if not isinstance(sweep, Sweep):
+        raise ValueError(f"sweep {path}: get_sweep must return a lightjax.sweep.Sweep, got "
+                         f"{type(sweep).__name__}")
+    if not sweep.members:
+        raise ValueError(f"sweep {path} defines an empty grid (no members)")
+    sweep.configs()  # every axis must be a config field
+    return sweep

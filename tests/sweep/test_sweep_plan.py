@@ -1,0 +1,71 @@
+"""Sweep definitions and the planner: static axes make groups, traced axes are members."""
+import json
+import os
+
+import pytest
+
+from lightjax import cli
+from lightjax.sweep import Sweep, load, plan as plan_lib, product, zip_axes
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_product_and_zip():
+    members = product({"model.alpha": [1.0, 0.5]}, zip_axes({"train.seed": [0, 1],
+                                                             "train.lr": [0.1, 0.2]}))
+    assert members == [{"model.alpha": 1.0, "train.seed": 0, "train.lr": 0.1},
+                       {"model.alpha": 1.0, "train.seed": 1, "train.lr": 0.2},
+                       {"model.alpha": 0.5, "train.seed": 0, "train.lr": 0.1},
+                       {"model.alpha": 0.5, "train.seed": 1, "train.lr": 0.2}]
+    with pytest.raises(ValueError, match="different lengths"):
+        zip_axes({"a": [1], "b": [1, 2]})
+
+
+def test_static_axes_group_traced_axes_vmap():
+    sweep = Sweep("digits:tiny", product({"model.alpha": [0.5, 0.25]},
+                                         {"train.seed": [0, 1, 2]}, {"train.lr": [0.1, 0.05]}))
+    groups = plan_lib.plan(sweep)
+    assert [g.members for g in groups] == [(0, 1, 2, 3, 4, 5), (6, 7, 8, 9, 10, 11)]
+    assert groups[0].static == {"model.alpha": 0.5}
+    chunks = plan_lib.plan(sweep, max_members=4)
+    assert [len(g.members) for g in chunks] == [4, 2, 4, 2]
+    # chunks of the same size and static config share one compiled program
+    assert [g.program for g in chunks] == [0, 1, 2, 3]
+    same = plan_lib.plan(Sweep("digits:tiny", product({"train.seed": list(range(8))})), 4)
+    assert [g.program for g in same] == [0, 0]
+
+
+def test_repository_sweeps_load():
+    sweep = load(os.path.join(REPO, "sweeps", "mobilenet_v1_alpha_rho.py"))
+    assert len(sweep.members) == 4 * 3 * 2
+    assert len(plan_lib.plan(sweep)) == 12  # alpha x rho groups, the 2 seeds vmapped
+
+
+@pytest.mark.parametrize("body,message", [
+    ("x = 1\n", "defines no get_sweep"),
+    ("def get_sweep(arg=None):\n    return {'a': 1}\n", "must return a lightjax.sweep.Sweep"),
+    ("from lightjax.sweep import Sweep\ndef get_sweep(arg=None):\n    return Sweep('digits', [])\n",
+     "empty grid"),
+    ("from lightjax.sweep import Sweep, product\ndef get_sweep(arg=None):\n"
+     "    return Sweep('digits', product({'model.width': [1]}))\n",
+     "axis 'model.width' is not a config field"),
+    ("raise RuntimeError('boom')\n", "could not be loaded: RuntimeError: boom"),
+])
+def test_bad_sweep_files(tmp_path, capsys, body, message):
+    path = tmp_path / "s.py"
+    path.write_text(body)
+    with pytest.raises(ValueError, match=message):
+        load(str(path))
+    status = cli.main(["sweep", str(path), "--workdir", str(tmp_path / "w"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert status == 2 and message.split(":")[0] in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "w").exists()
+
+
+def test_dry_run_prints_the_plan(capsys, tmp_path):
+    status = cli.main(["sweep", os.path.join(REPO, "sweeps", "mobilenet_v1_alpha_rho.py:tiny"),
+                       "--workdir", str(tmp_path / "w"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert status == 0 and "8 members in 4 groups, 4 compiled programs" in out
+    assert "277,696 MACs" in out and not (tmp_path / "w").exists()
+    json.dumps(out)
