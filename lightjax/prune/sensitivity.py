@@ -99,11 +99,13 @@ def plot(rows: Sequence[dict[str, Any]], path: str) -> None:
     for r in rows:
         if r["group"] != "(none)" and r["group"] not in groups:
             groups.append(r["group"])
-    for name in groups:
+    colors = plt.cm.tab20.colors if len(groups) > 10 else plt.cm.tab10.colors
+    for i, name in enumerate(groups):
         pts = sorted((r["ratio"], 100 * r["top1"]) for r in rows if r["group"] == name)
         if base is not None:
             pts = [(0.0, 100 * base["top1"])] + pts
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=name)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=name,
+                color=colors[i % len(colors)], linestyle="-" if i < 20 else "--")
     ax.set_xlabel("fraction of the group's filters pruned (no retraining)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title("Pruning sensitivity per layer")
