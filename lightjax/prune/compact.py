@@ -65,23 +65,9 @@ def slice_variables(groups: ChannelGroups, variables: Mapping[str, Any],
 
 
 def _slice_leaf(groups: ChannelGroups, kept: np.ndarray, key: str, leaf: Any) -> Any:
-    module, name = key.rsplit("/", 1) if "/" in key else ("", key)
     leaf = jnp.asarray(leaf)
-    kind = groups.kinds.get(module)
-    if kind is not None:
-        out_idx = _keep(groups.outputs[module], kept)
-        if name == "kernel":
-            leaf = jnp.take(leaf, out_idx, axis=-1)
-            ins = groups.inputs[module]
-            if kind != "depthwise" and leaf.shape[-2] == len(ins):
-                leaf = jnp.take(leaf, _keep(ins, kept), axis=-2)
-            return leaf
-        if leaf.ndim >= 1 and leaf.shape[-1] == len(groups.outputs[module]):
-            return jnp.take(leaf, out_idx, axis=-1)
-        return leaf
-    ins = groups.inputs.get(module)
-    if ins is not None and leaf.ndim >= 1 and leaf.shape[-1] == len(ins):
-        return jnp.take(leaf, _keep(ins, kept), axis=-1)
+    for axis, slots in groups.leaf_axes(key, leaf.shape):
+        leaf = jnp.take(leaf, _keep(slots, kept), axis=axis)
     return leaf
 
 

@@ -145,6 +145,28 @@ class ChannelGroups:
         """Group masks that keep everything: ``{group name: ones(size)}`` (float32)."""
         return {g.name: np.ones(g.size, np.float32) for g in self.groups}
 
+    def leaf_axes(self, key: str, shape: Sequence[int]) -> tuple[tuple[int, np.ndarray], ...]:
+        """The channel axes of the variable ``key`` (``'<module path>/<name>'``) of ``shape``:
+        ``(axis, global slot per index)`` pairs (slot ``-1``: the index belongs to no group).
+
+        A layer's kernel: output channels (last axis) and, unless depthwise or grouped, input
+        channels (second to last); its bias: output channels. Any other module's variable whose
+        last axis has the module's input channel count (BN scale/bias/statistics, learnable
+        activation parameters): its input channels.
+        """
+        module, name = key.rsplit("/", 1) if "/" in key else ("", key)
+        rank, kind = len(shape), self.kinds.get(module)
+        if kind is not None:
+            outs = self.outputs[module]
+            if name == "kernel":
+                ins = self.inputs[module]
+                if kind != "depthwise" and rank >= 2 and shape[-2] == len(ins):
+                    return (rank - 1, outs), (rank - 2, ins)
+                return ((rank - 1, outs),)
+            return ((rank - 1, outs),) if rank and shape[-1] == len(outs) else ()
+        ins = self.inputs.get(module)
+        return ((rank - 1, ins),) if ins is not None and rank and shape[-1] == len(ins) else ()
+
     def describe(self) -> str:
         """A table of the groups: name, channels, layers, prunable / why not."""
         rows = [f"{'group':<28} {'channels':>8} {'step':>4}  status"]
@@ -223,7 +245,7 @@ def derive(model: nn.Module, input_shape: Sequence[int] = (1, 8, 8, 3), *,
       check: verify by tracing a compact model that compaction reproduces the masked network
         (one more trace per round; disable only for speed when the model is known to pass).
     """
-    tr = _trace(strip_for_trace(model), tuple(int(d) for d in input_shape))
+    tr = _trace(trace_lib.strip_hooks(model), tuple(int(d) for d in input_shape))
     raw, root = _build(model, tr)
     offsets, _, inputs, outputs = _tables(tr, raw, root)
     kinds = {rec.path: rec.kind for rec in tr.layers}
@@ -264,10 +286,6 @@ def derive(model: nn.Module, input_shape: Sequence[int] = (1, 8, 8, 3), *,
     return ChannelGroups(type(model).__name__,
                          tuple(model.prunable_layers()) if hasattr(model, "prunable_layers")
                          else (), groups, tuple(offsets), inputs, outputs, kinds, widths)
-
-
-def strip_for_trace(model: nn.Module) -> nn.Module:
-    return trace_lib.strip_hooks(model)
 
 
 @functools.lru_cache(maxsize=32)
@@ -324,7 +342,7 @@ def _check_compaction(model, tr, raw, root, offsets, inputs, outputs, status, st
                 return
             del e
             continue
-        ctr = _trace(strip_for_trace(compact), tuple(int(d) for d in input_shape))
+        ctr = _trace(trace_lib.strip_hooks(compact), tuple(int(d) for d in input_shape))
         bad = _compare(tr, ctr, root, kept, inputs, outputs, offsets, raw)
         if not bad:
             return

@@ -116,37 +116,18 @@ def layer_masks(groups: ChannelGroups, group_masks: GroupMasks) -> dict[str, Any
                   for path in groups.kinds})
 
 
-def output_mask(groups: ChannelGroups, all_masks: jax.Array, path: str) -> jax.Array:
-    return _gather(groups.outputs[path], all_masks)
-
-
 def param_masks(groups: ChannelGroups, group_masks: GroupMasks, params: Any) -> Any:
     """0/1 masks shaped like (broadcastable to) every leaf of ``params``."""
     all_masks = flat(groups, group_masks)
     out = {}
     for key, leaf in flax.traverse_util.flatten_dict(flax.core.unfreeze(params), sep="/").items():
-        module, name = key.rsplit("/", 1) if "/" in key else ("", key)
-        out[key] = _leaf_mask(groups, all_masks, module, name, leaf.shape)
+        mask = jnp.ones((), jnp.float32)
+        for axis, slots in groups.leaf_axes(key, leaf.shape):
+            shape = [1] * (leaf.ndim - axis)
+            shape[0] = len(slots)
+            mask = mask * _gather(slots, all_masks).reshape(shape)
+        out[key] = mask
     return _nest(out)
-
-
-def _leaf_mask(groups: ChannelGroups, all_masks: jax.Array, module: str, name: str,
-               shape: tuple[int, ...]) -> jax.Array:
-    kind = groups.kinds.get(module)
-    if kind is not None:
-        out_m = output_mask(groups, all_masks, module)
-        if name == "kernel":
-            if kind == "depthwise" or len(groups.inputs[module]) != shape[-2]:
-                return out_m  # grouped/depthwise: the input axis is not the input channels
-            in_m = _gather(groups.inputs[module], all_masks)
-            return in_m[:, None] * out_m[None, :]
-        if len(shape) >= 1 and shape[-1] == out_m.shape[0]:
-            return out_m
-        return jnp.ones((), jnp.float32)
-    slots = groups.inputs.get(module)
-    if slots is not None and len(shape) >= 1 and shape[-1] == len(slots):
-        return _gather(slots, all_masks)
-    return jnp.ones((), jnp.float32)
 
 
 def apply(variables: Mapping[str, Any], groups: ChannelGroups,

@@ -184,12 +184,8 @@ class PruningSession:
         rate lives in the optimizer state)."""
         if self._train is None:
             t = self.cfg.train
-            decay = None
-            if t.get("weight_decay", 0.0) or t.optimizer == "adamw":
-                decay = optimizer.decay_mask(self.setup.cost,
-                                             bool(t.get("decay_depthwise", False)))
-            tx = optim.masked_updates(optimizer.build(t, self.setup.steps_per_epoch, decay,
-                                                      learning_rate=float(t.lr)))
+            tx = optim.masked_updates(optimizer.from_config(
+                t, self.setup.steps_per_epoch, self.setup.cost, learning_rate=float(t.lr)))
             train_fn = jax.jit(step_lib.make_train_step(
                 self.model, tx, self.setup.dataset.num_classes,
                 float(t.get("label_smoothing", 0.0)), self.groups))

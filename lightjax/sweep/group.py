@@ -37,10 +37,8 @@ class GroupTrainer:
         unit = ml_collections.ConfigDict(t.to_dict())
         unit.lr = 1.0
         self.shape = optimizer.schedule(unit, self.setup.steps_per_epoch)
-        decay = None
-        if t.get("weight_decay", 0.0) or t.optimizer == "adamw":
-            decay = optimizer.decay_mask(self.setup.cost, bool(t.get("decay_depthwise", False)))
-        self.tx = optimizer.build(t, self.setup.steps_per_epoch, decay, learning_rate=1.0)
+        self.tx = optimizer.from_config(t, self.setup.steps_per_epoch, self.setup.cost,
+                                        learning_rate=1.0)
         self.shared_data = len(set(self.seeds.tolist())) == 1
         base = step_lib.make_train_step(self.setup.model, self.tx,
                                         self.setup.dataset.num_classes,

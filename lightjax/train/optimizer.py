@@ -93,6 +93,16 @@ def build(cfg: Mapping[str, Any], steps_per_epoch: int, mask: Any,
     return optax.inject_hyperparams(make)(learning_rate=lr_schedule)
 
 
+def from_config(cfg: Mapping[str, Any], steps_per_epoch: int, report: cost.CostReport,
+                learning_rate: float | None = None) -> optax.GradientTransformation:
+    """:func:`build` with the weight-decay mask of the model's cost ``report`` when the config
+    decays weights (``weight_decay`` > 0 or ``adamw``)."""
+    mask = None
+    if cfg.get("weight_decay", 0.0) or cfg["optimizer"] == "adamw":
+        mask = decay_mask(report, bool(cfg.get("decay_depthwise", False)))
+    return build(cfg, steps_per_epoch, mask, learning_rate)
+
+
 def current_lr(opt_state: Any) -> jax.Array:
     return opt_state.hyperparams["learning_rate"]
 

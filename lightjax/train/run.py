@@ -71,11 +71,8 @@ class _Setup:
         self.steps_per_epoch = self.dataset.steps_per_epoch("train", self.batch_size)
         self.total_steps = int(t.epochs) * self.steps_per_epoch
         self.input_shape = (1, *self.dataset.image_shape)
-        mask = None
         self.cost = cost.count(self.model, self.input_shape)
-        if t.get("weight_decay", 0.0) or t.optimizer == "adamw":
-            mask = optimizer.decay_mask(self.cost, bool(t.get("decay_depthwise", False)))
-        self.tx = optimizer.build(t, self.steps_per_epoch, mask)
+        self.tx = optimizer.from_config(t, self.steps_per_epoch, self.cost)
         devices = np.array(jax.devices())
         if self.batch_size % devices.size:
             raise ValueError(f"train.batch_size={self.batch_size} must be divisible by the "
