@@ -7,7 +7,7 @@ removed (the stem kept, as ``lightjax prune`` does), in eval mode (jitted forwar
 nothing but XLA), against PyTorch (channels_last, ``torch.no_grad``) on the same machine in the
 same run. It prints MACs ratio next to latency ratio.
 
-    python benchmarks/pruning.py                       # alpha 0.25 @ 32 (digits default) and 1.0 @ 224
+    python benchmarks/pruning.py                    # alpha 0.25 @ 32 (digits) and 1.0 @ 224
     python benchmarks/pruning.py --ratios 0.25 0.5 0.75 --batch 1 32
 """
 from __future__ import annotations

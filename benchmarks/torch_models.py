@@ -51,7 +51,8 @@ class MobileNetV1(nn.Module):
                  input_channels: int = 3, widths: tuple[int, ...] | None = None) -> None:
         super().__init__()
         # widths: stem + 13 pointwise output channels, as lightjax's ``widths`` (pruned models)
-        widths = widths or tuple(int(c * alpha) for c in (STEM_CHANNELS,) + tuple(u[0] for u in UNITS))
+        widths = widths or tuple(int(c * alpha)
+                                 for c in (STEM_CHANNELS,) + tuple(u[0] for u in UNITS))
         channels = widths[0]
         self.stem = ConvBN(input_channels, channels, 3, stem_stride)
         units = []

@@ -293,7 +293,8 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> trace_lib.ChannelT
     return trace_lib.trace_channels(model, input_shape)
 
 
-def widths_for(model: nn.Module, outputs: Mapping[str, np.ndarray], kept_slots: np.ndarray) -> tuple[int, ...]:
+def widths_for(model: nn.Module, outputs: Mapping[str, np.ndarray],
+               kept_slots: np.ndarray) -> tuple[int, ...]:
     """Per prunable layer, the number of its output channels whose slot is kept."""
     names = model.prunable_layers()
     current = model.resolved_widths()
@@ -330,7 +331,7 @@ def _check_compaction(model, tr, raw, root, offsets, inputs, outputs, status, st
         candidates = [i for i in candidates if status[raw[i]["name"]][0]]
         try:
             compact = model.clone(widths=widths_for(model, outputs, kept))
-        except ValueError as e:  # the combination breaks a width rule: test groups one by one
+        except ValueError:  # the combination breaks a width rule: test groups one by one
             for i in candidates:
                 one = np.ones(num_slots, bool)
                 one[offsets[i]:offsets[i] + steps[raw[i]["name"]]] = False
@@ -340,7 +341,6 @@ def _check_compaction(model, tr, raw, root, offsets, inputs, outputs, status, st
                     status[raw[i]["name"]] = (False, f"compact widths rejected: {err}")
             if all(not status[raw[i]["name"]][0] for i in candidates):
                 return
-            del e
             continue
         ctr = _trace(trace_lib.strip_hooks(compact), tuple(int(d) for d in input_shape))
         bad = _compare(tr, ctr, root, kept, inputs, outputs, offsets, raw)

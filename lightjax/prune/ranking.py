@@ -4,7 +4,8 @@ A group's score for each slot is the sum of the criterion over the group's produ
 ``bn_gamma``: |scale| summed over the BNs of the slot). Pruned slots are never re-selected and
 never count as new pruning (:func:`lightjax.prune.criteria.select`).
 
-- ``local`` ranking: every prunable group loses ``ratio`` of its channels (per-group ratios allowed).
+- ``local`` ranking: every prunable group loses ``ratio`` of its channels (per-group ratios
+  allowed).
 - ``global`` ranking: one threshold over all groups' scores, each divided by its group's mean
   active score so that layers with larger weights are not spared by scale alone; ``ratio`` is then
   the fraction of all prunable channels removed.

@@ -109,7 +109,8 @@ def strip_hooks(model: nn.Module) -> nn.Module:
     factory = getattr(model, "layers", None)
     if factory is None or not dataclasses.is_dataclass(factory):
         return model
-    if getattr(factory, "kernel_hook", None) is None and getattr(factory, "input_hook", None) is None:
+    if getattr(factory, "kernel_hook", None) is None and \
+            getattr(factory, "input_hook", None) is None:
         return model
     return model.clone(layers=dataclasses.replace(factory, kernel_hook=None, input_hook=None))
 
