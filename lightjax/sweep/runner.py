@@ -24,26 +24,16 @@ from lightjax import cost
 from lightjax.sweep import plan as plan_lib
 from lightjax.sweep.group import GroupTrainer
 from lightjax.sweep.spec import Sweep
+from lightjax.train import workdir as workdir_lib
 
 COLUMNS = ("member", "status", "top1", "top5", "loss", "params", "macs", "latency_ms",
            "seconds")
 
 
 def _prepare(sweep: Sweep, workdir: str) -> None:
-    path = os.path.join(workdir, "sweep.json")
-    text = sweep.to_json()
-    if os.path.exists(path):
-        with open(path) as f:
-            if json.load(f) != json.loads(text):
-                raise ValueError(f"{workdir} holds another sweep; use a new --workdir (or the "
-                                 f"same sweep file to resume it)")
-        return
-    if os.path.isdir(workdir) and os.listdir(workdir):
-        raise ValueError(f"{workdir} is not empty and holds no lightjax sweep (no sweep.json); "
-                         f"refusing to write into it")
-    os.makedirs(workdir, exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
+    workdir_lib.claim(workdir, "sweep.json", sweep.to_json(), "sweep",
+                      f"{workdir} holds another sweep; use a new --workdir (or the same sweep "
+                      f"file to resume it)")
 
 
 def finished_rows(workdir: str) -> dict[int, dict[str, Any]]:

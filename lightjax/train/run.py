@@ -29,6 +29,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from lightjax import cost, data, models
 from lightjax.layers.factory import LayerFactory
 from lightjax.train import checkpoint, config as config_lib, optimizer, step as step_lib
+from lightjax.train import workdir as workdir_lib
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -99,21 +100,9 @@ class _Setup:
 
 
 def _prepare_workdir(cfg: ml_collections.ConfigDict, workdir: str) -> None:
-    path = os.path.join(workdir, "config.json")
-    text = config_lib.to_json(cfg)
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = f.read()
-        if json.loads(saved) != json.loads(text):
-            raise ValueError(f"{workdir} holds a run with a different config; use another "
-                             f"--workdir (or the same command and config to resume it)")
-        return
-    if os.path.isdir(workdir) and os.listdir(workdir):
-        raise ValueError(f"{workdir} is not empty and holds no lightjax run (no config.json); "
-                         f"refusing to write into it")
-    os.makedirs(workdir, exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
+    workdir_lib.claim(workdir, "config.json", config_lib.to_json(cfg), "run",
+                      f"{workdir} holds a run with a different config; use another --workdir (or "
+                      f"the same command and config to resume it)")
 
 
 def evaluate_state(setup: _Setup, state: step_lib.TrainState, split: str = "test",
