@@ -5,6 +5,7 @@ Examples::
     lightjax sweep sweeps/mobilenet_v1_alpha_rho.py --workdir runs/alpha-rho
     lightjax sweep sweeps/mobilenet_v1_alpha_rho.py:tiny --workdir /tmp/ar --dry-run
     lightjax sweep sweeps/mobilenet_v1_alpha_rho.py --workdir runs/alpha-rho   # again: resumes
+    lightjax sweep sweeps/mobilenet_v1_alpha_rho.py --workdir /shared/ar --distributed  # on every host
 
 Writes ``sweep.json``, ``results.jsonl`` (one row per member: config, top-1, top-5, loss, params,
 MACs, latency, seconds, status) and per-group checkpoints under ``--workdir``.
@@ -12,6 +13,8 @@ MACs, latency, seconds, status) and per-group checkpoints under ``--workdir``.
 from __future__ import annotations
 
 import argparse
+
+from lightjax.commands import distributed
 
 
 def add_parser(subparsers) -> None:
@@ -25,12 +28,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-steps", type=int, help="stop each group after this many steps "
                                                  "(checkpointed; the same command resumes)")
     p.add_argument("--no-progress", action="store_true")
+    distributed.add_arguments(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lightjax.sweep import runner, spec
 
+    distributed.initialize(args)
     sweep = spec.load(args.sweep)
     if args.max_members_per_step is not None and args.max_members_per_step < 1:
         raise ValueError(f"--max-members-per-step must be >= 1, got {args.max_members_per_step}")
@@ -39,8 +44,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rows = runner.run(sweep, args.workdir, args.max_members_per_step,
                       progress=not args.no_progress, max_steps=args.max_steps)
-    print(runner.format_table(rows))
-    missing = len(sweep.members) - len(rows)
-    if missing:
-        print(f"{missing} members unfinished; run the same command to resume")
+    import jax
+
+    if jax.process_index() == 0:
+        print(runner.format_table(rows))
+        missing = len(sweep.members) - len(rows)
+        if missing:
+            print(f"{missing} members unfinished; run the same command to resume")
     return 0

@@ -37,7 +37,7 @@ Dtype = Any
 __all__ = [
     "relu", "relu6", "leaky_relu", "swish", "hard_sigmoid", "hard_swish",
     "relu_hswish", "sigmoid", "Activation", "RReLU", "Swish",
-    "create", "names", "register",
+    "create", "names", "register", "TRAINABLE_PARAMS", "set_trainable_init",
 ]
 
 
@@ -153,6 +153,32 @@ class Swish(nn.Module):
             beta = self.param("beta", nn.initializers.constant(self.beta_init),
                               (), self.param_dtype)
         return swish(x, beta)
+
+
+#: Leaf names of trainable activation parameters (RReLU ``slope``, trainable Swish ``beta``).
+TRAINABLE_PARAMS = ("slope", "beta")
+
+
+def set_trainable_init(params: Any, value: ArrayLike) -> Any:
+    """``params`` with every trainable activation parameter (:data:`TRAINABLE_PARAMS`) set to
+    ``value`` (a float or a traced scalar, so sweep members can each start from their own init).
+
+    ``ValueError`` when the model has no trainable activation parameters.
+    """
+    found = []
+
+    def fill(path, leaf):
+        if getattr(path[-1], "key", None) in TRAINABLE_PARAMS:
+            found.append(path)
+            return jnp.full(jnp.shape(leaf), value, jnp.result_type(leaf))
+        return leaf
+
+    out = jax.tree_util.tree_map_with_path(fill, params)
+    if not found:
+        raise ValueError("activation_init is set but the model has no trainable activation "
+                         f"parameters ({'/'.join(TRAINABLE_PARAMS)}); use a trainable activation "
+                         "such as 'rrelu' or 'swish_trainable'")
+    return out
 
 
 # --------------------------------------------------------------------------

@@ -29,12 +29,17 @@ from lightjax.layers.padding import output_size, pad_amounts
 IMPLEMENTATIONS = ("auto", "xla", "shifted")
 
 
-def resolve(impl: str) -> str:
-    """Map ``'auto'`` to a concrete implementation for the default backend."""
+def check(impl: str) -> str:
+    """``impl`` if it names an implementation, else ``ValueError`` (no backend is started)."""
     if impl not in IMPLEMENTATIONS:
         raise ValueError(
             f"unknown depthwise implementation {impl!r}; allowed: {', '.join(IMPLEMENTATIONS)}")
-    if impl == "auto":
+    return impl
+
+
+def resolve(impl: str) -> str:
+    """Map ``'auto'`` to a concrete implementation for the default backend."""
+    if check(impl) == "auto":
         return "shifted" if jax.default_backend() == "cpu" else "xla"
     return impl
 
@@ -111,20 +116,22 @@ _KGRAD_GROUP = 8
 
 
 def _sum_many(terms: tuple[jax.Array, ...], axes: tuple[int, ...]) -> tuple[jax.Array, ...]:
-    """Sums of several same-shape float32 arrays over ``axes`` as ONE variadic reduction.
+    """Sums of several same-shape arrays (float32 or float64) over ``axes`` as ONE variadic
+    reduction.
 
     XLA:CPU hands single-operand reductions to a library kernel that needs its operand
     materialized (here: one copy of every tap window); a variadic reduce stays an XLA fusion
     that computes the window products on the fly in a single pass over the inputs.
     """
-    zeros = (jnp.zeros((), jnp.float32),) * len(terms)
+    zeros = (jnp.zeros((), terms[0].dtype),) * len(terms)
     return tuple(lax.reduce(terms, zeros, lambda p, q: tuple(u + v for u, v in zip(p, q)),
                             axes))
 
 
 def _kernel_grad_padded(xp: jax.Array, g: jax.Array, kh: int, kw: int,
                         stride: int) -> jax.Array:
-    """d(out)/d(kernel) contracted with ``g``, from the padded input: (kh, kw, 1, C) float32.
+    """d(out)/d(kernel) contracted with ``g``, from the padded input: (kh, kw, 1, C), accumulated
+    in float32 (float64 for float64 inputs).
 
     Two stages. First, ONE variadic reduction over a (batch / G, G, H, W, C) view that sums the
     kh*kw window products over each group of G = 8 images (a short reduction over a major axis:
@@ -136,7 +143,8 @@ def _kernel_grad_padded(xp: jax.Array, g: jax.Array, kh: int, kw: int,
     n, ho, wo, c = g.shape
     group = max(d for d in range(1, min(n, _KGRAD_GROUP) + 1) if n % d == 0)
     xs = xp.reshape(n // group, group, *xp.shape[1:])
-    gs = g.reshape(n // group, group, *g.shape[1:]).astype(jnp.float32)
+    acc = jnp.promote_types(g.dtype, jnp.float32)
+    gs = g.reshape(n // group, group, *g.shape[1:]).astype(acc)
     s = stride
     if s == 1:
         def tap(a, b):
@@ -147,7 +155,7 @@ def _kernel_grad_padded(xp: jax.Array, g: jax.Array, kh: int, kw: int,
 
         def tap(a, b):
             return phases[:, :, a // s:a // s + ho, a % s, b // s:b // s + wo, b % s, :]
-    terms = tuple(tap(a, b).astype(jnp.float32) * gs for a in range(kh) for b in range(kw))
+    terms = tuple(tap(a, b).astype(acc) * gs for a in range(kh) for b in range(kw))
     partials = _sum_many(terms, (1,))  # kh*kw arrays (batch / G, Ho, Wo, C)
     return jnp.stack([p.sum((0, 1, 2)) for p in partials]).reshape(kh, kw, 1, c)
 

@@ -47,7 +47,7 @@ class LayerFactory:
     bn_epsilon: float = 1e-5
 
     def __post_init__(self) -> None:
-        dw.resolve(self.depthwise_impl)
+        dw.check(self.depthwise_impl)  # resolved at call time: importing starts no backend
         check_padding(self.padding)
 
     def _common(self) -> dict[str, Any]:

@@ -87,19 +87,21 @@ def save(rows: Sequence[dict[str, Any]], out_dir: str) -> list[str]:
     return paths
 
 
-def plot(rows: Sequence[dict[str, Any]], path: str) -> None:
-    """One curve per group: top-1 (percent) against the pruning ratio."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike | None = None):
+    """One curve per group: top-1 (percent) against the fraction of the group's filters pruned
+    (no retraining), each starting at the unpruned baseline. Returns the matplotlib Figure (no
+    pyplot: safe headless and in notebooks) and writes it as a PNG when ``path`` is given."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
     base = next((r for r in rows if r["group"] == "(none)"), None)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
     groups = []
     for r in rows:
         if r["group"] != "(none)" and r["group"] not in groups:
             groups.append(r["group"])
-    colors = plt.cm.tab20.colors if len(groups) > 10 else plt.cm.tab10.colors
+    colors = colormaps["tab20" if len(groups) > 10 else "tab10"].colors
     for i, name in enumerate(groups):
         pts = sorted((r["ratio"], 100 * r["top1"]) for r in rows if r["group"] == name)
         if base is not None:
@@ -112,5 +114,39 @@ def plot(rows: Sequence[dict[str, Any]], path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def _number(text: str) -> Any:
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def load(source: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows ``{group, ratio, kept, top1, top5, loss, top1_drop}`` written by :func:`save`
+    (``source``: its output directory, ``sensitivity.json`` or ``sensitivity.csv``); ``ratio`` is
+    the fraction of a group's filters pruned, accuracies are fractions (0..1)."""
+    path = os.fspath(source)
+    if os.path.isdir(path):
+        path = os.path.join(path, "sensitivity.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"no sensitivity results at {path}: run `lightjax sensitivity --workdir "
+                         f"RUN` and pass RUN/sensitivity")
+    with open(path, newline="") as f:
+        if path.endswith(".csv"):
+            rows = [{k: (v if k == "group" else _number(v)) for k, v in r.items()}
+                    for r in csv.DictReader(f)]
+        else:
+            rows = json.load(f)
+    if not rows:
+        raise ValueError(f"{path} holds no sensitivity rows")
+    return rows

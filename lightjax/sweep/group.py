@@ -1,86 +1,168 @@
 """Train one group of sweep members together: one compiled step, ``jax.vmap`` over members.
 
 The stacked train state has a leading member axis on every leaf: parameters, BN statistics
-(per member), optimizer state, RNG key. Each member's learning rate is ``lr_m * shape(step)``,
-where ``shape`` is the config's schedule at lr = 1, injected into the optimizer state every step
-(``optax.inject_hyperparams``), so one program serves every learning rate. With different seeds
-each member also has its own data order (as it would alone); members with one seed share the
-batches. A member whose loss becomes NaN/Inf is marked ``diverged``; the others are unaffected
-(vmapped members never mix). The group checkpoints its stacked state every epoch (orbax) and
-resumes from it.
+(per member), optimizer state, RNG key. Per-member traced values (:data:`lightjax.sweep.plan.TRACED`):
+
+- ``train.seed``: parameter init, dropout RNG and data order (members with one seed share batches);
+- ``train.lr``: each member's learning rate is ``lr_m * shape(step)``, where ``shape`` is the
+  config's schedule at lr = 1, injected into the optimizer state every step
+  (``optax.inject_hyperparams``), so one program serves every learning rate;
+- ``train.weight_decay``: injected the same way;
+- ``train.activation_init``: start value of trainable activation parameters (RReLU slopes, swish
+  beta);
+- ``prune.*``: pruning masks, held per member in ``state.masks`` (:mod:`lightjax.sweep.pruning`).
+
+Members and batches are laid out on a ``('sweep', 'data')`` mesh (:mod:`lightjax.sweep.mesh`). A
+member whose loss becomes NaN/Inf is marked ``diverged``; the others are unaffected (vmapped
+members never mix). The group checkpoints its stacked state every epoch (orbax) and resumes from it.
 """
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
 
+from lightjax.prune import optim as prune_optim
+from lightjax.sweep import mesh as mesh_lib
+from lightjax.sweep import pruning
 from lightjax.train import checkpoint, optimizer
 from lightjax.train import run as run_lib
 from lightjax.train import step as step_lib
 
 
+def activation_inits(cfgs: Sequence[ml_collections.ConfigDict]) -> np.ndarray | None:
+    """The members' ``train.activation_init`` values (``None`` when no member sets one)."""
+    values = [run_lib.activation_init(c) for c in cfgs]
+    if all(v is None for v in values):
+        return None
+    if any(v is None for v in values):
+        raise ValueError("train.activation_init is set for some members of a group and not for "
+                         "others; give every member a value (or none)")
+    return np.asarray(values, np.float32)
+
+
 class GroupTrainer:
     """Setup shared by a group's members (built from the first member's config)."""
 
-    def __init__(self, cfgs: Sequence[ml_collections.ConfigDict]):
+    def __init__(self, cfgs: Sequence[ml_collections.ConfigDict],
+                 devices: Sequence[jax.Device] | None = None):
         self.cfgs = list(cfgs)
         self.setup = run_lib._Setup(self.cfgs[0])
         t = self.cfgs[0].train
         self.seeds = np.array([int(c.train.seed) for c in self.cfgs])
-        self.lrs = np.array([float(c.train.lr) for c in self.cfgs], np.float32)
+        self.hyper = {
+            "learning_rate": np.array([float(c.train.lr) for c in self.cfgs], np.float32),
+            "weight_decay": np.array([float(c.train.weight_decay) for c in self.cfgs],
+                                     np.float32)}
+        self.activation_inits = activation_inits(self.cfgs)
         unit = ml_collections.ConfigDict(t.to_dict())
         unit.lr = 1.0
         self.shape = optimizer.schedule(unit, self.setup.steps_per_epoch)
-        self.tx = optimizer.from_config(t, self.setup.steps_per_epoch, self.setup.cost,
-                                        learning_rate=1.0)
+        self.pruning = pruning.MemberPruning.build(self.cfgs, self.setup)
+        groups = None if self.pruning is None else self.pruning.groups
+        tx = optimizer.from_config(t, self.setup.steps_per_epoch, self.setup.cost,
+                                   learning_rate=1.0, traced_weight_decay=True)
+        self.tx = tx if groups is None else prune_optim.masked_updates(tx)
+        self.model = self.setup.model if groups is None else self.pruning.model
         self.shared_data = len(set(self.seeds.tolist())) == 1
-        base = step_lib.make_train_step(self.setup.model, self.tx,
-                                        self.setup.dataset.num_classes,
-                                        float(t.get("label_smoothing", 0.0)))
+        self.mesh = mesh_lib.member_mesh(self.size, self.setup.batch_size, devices)
+        self.data_sharding = NamedSharding(
+            self.mesh, P("data") if self.shared_data else P("sweep", "data"))
+        self.eval_sharding = NamedSharding(self.mesh, P("data"))
+        self.replicated = NamedSharding(self.mesh, P())
+        self._install_fn = None
+        base = step_lib.make_train_step(self.model, self.tx, self.setup.dataset.num_classes,
+                                        float(t.get("label_smoothing", 0.0)), groups)
 
-        def member_step(state, lr, batch, factor):
-            state = state.replace(opt_state=optimizer.with_lr(state.opt_state, lr * factor))
+        def member_step(state, hyper, batch, factor):
+            values = dict(hyper, learning_rate=hyper["learning_rate"] * factor)
+            state = state.replace(opt_state=optimizer.with_hyperparams(state.opt_state, **values))
             return base(state, batch)
 
-        self.train_fn = jax.jit(jax.vmap(member_step,
-                                         in_axes=(0, 0, None if self.shared_data else 0, None)))
-        evaluate = step_lib.make_eval_step(self.setup.model, self.setup.dataset.num_classes)
-        self.eval_fn = jax.jit(jax.vmap(evaluate, in_axes=(0, None)))
+        self.state_sharding = jax.tree.map(lambda _: NamedSharding(self.mesh, P("sweep")),
+                                           jax.eval_shape(self._init, jnp.asarray(self.seeds),
+                                                          self._inits_or_zeros()))
+        self.train_fn = jax.jit(
+            jax.vmap(member_step, in_axes=(0, 0, None if self.shared_data else 0, None)),
+            out_shardings=(self.state_sharding, self.replicated), donate_argnums=0)
+        evaluate = step_lib.make_eval_step(self.model, self.setup.dataset.num_classes, groups)
+        self.eval_fn = jax.jit(jax.vmap(evaluate, in_axes=(0, None)),
+                               out_shardings=self.replicated)
 
     @property
     def size(self) -> int:
         return len(self.cfgs)
 
-    def init_state(self) -> step_lib.TrainState:
+    # --- state --------------------------------------------------------------------------------
+    def _inits_or_zeros(self) -> jax.Array:
+        values = self.activation_inits
+        return jnp.zeros(self.size, jnp.float32) if values is None else jnp.asarray(values)
+
+    def _init(self, seeds: jax.Array, activation_inits: jax.Array) -> step_lib.TrainState:
         model, tx, shape = self.setup.model, self.tx, self.setup.input_shape
+        use_init = self.activation_inits is not None
 
-        @jax.jit
-        def init(seeds):
-            return jax.vmap(lambda s: step_lib.init_state(model, tx, s, shape))(seeds)
+        def one(seed, act):
+            state = step_lib.init_state(model, tx, seed, shape, act if use_init else None)
+            if self.pruning is not None:
+                state = self.pruning.init_member(state, tx)
+            return state
 
-        return init(jnp.asarray(self.seeds))
+        return jax.vmap(one)(seeds, activation_inits)
 
-    def _batches(self, epoch: int, start: int):
+    def init_state(self) -> step_lib.TrainState:
+        """The stacked initial state, sharded over the mesh's ``'sweep'`` axis."""
+        init = jax.jit(self._init, out_shardings=self.state_sharding)
+        return init(mesh_lib.replicated(self.mesh, self.seeds),
+                    mesh_lib.replicated(self.mesh, np.asarray(self._inits_or_zeros())))
+
+    def member(self, state: step_lib.TrainState, m: int) -> step_lib.TrainState:
+        """Member ``m``'s state as host numpy arrays (on every process)."""
+        take = jax.jit(lambda s: jax.tree.map(lambda a: a[m], s), out_shardings=self.replicated)
+        return jax.device_get(take(state))
+
+    # --- data ---------------------------------------------------------------------------------
+    def _global(self, local: dict[str, np.ndarray], sharding: NamedSharding,
+                lead: tuple[int, ...]) -> dict[str, jax.Array]:
+        return {k: jax.make_array_from_process_local_data(sharding, v, lead + v.shape[len(lead):])
+                for k, v in local.items()}
+
+    def _batches(self, epoch: int, start: int) -> Iterator[dict[str, jax.Array]]:
+        """Train batches from batch ``start`` of ``epoch``: (B, ...) shared by every member, or
+        (K, B, ...) with each member's own data order; each process loads only its part."""
         ds, b = self.setup.dataset, self.setup.batch_size
-        if self.shared_data:
-            for local in ds.batches("train", b, seed=int(self.seeds[0]), epoch=epoch,
-                                    start_batch=start):
-                yield self.setup.global_batch(local)
-            return
-        iters = [ds.batches("train", b, seed=int(s), epoch=epoch, start_batch=start)
-                 for s in self.seeds]
+        lead = (b,) if self.shared_data else (self.size, b)
+        block = mesh_lib.local_block(self.data_sharding, lead)
+        index, count = mesh_lib.row_partition(block[-1], b)
+        seeds = self.seeds[:1] if self.shared_data else self.seeds[block[0]]
+        iters = [ds.batches("train", b, seed=int(s), epoch=epoch, start_batch=start,
+                            process_index=index, process_count=count) for s in seeds]
         for parts in zip(*iters):
-            yield {k: jnp.stack([jnp.asarray(p[k]) for p in parts]) for k in parts[0]}
+            local = parts[0] if self.shared_data else \
+                {k: np.stack([p[k] for p in parts]) for k in parts[0]}
+            yield self._global(local, self.data_sharding, lead)
 
+    def _eval_batches(self, split: str) -> Iterator[dict[str, jax.Array]]:
+        data = self.mesh.shape["data"]
+        size = int(self.cfgs[0].train.get("eval_batch_size", self.setup.batch_size))
+        size = max(size - size % data, data)
+        index, count = mesh_lib.row_partition(
+            mesh_lib.local_block(self.eval_sharding, (size,))[0], size)
+        for local in self.setup.dataset.batches(split, size, shuffle=False, augment=False,
+                                                drop_remainder=False, process_index=index,
+                                                process_count=count):
+            yield self._global(local, self.eval_sharding, (size,))
+
+    # --- train / evaluate ---------------------------------------------------------------------
     def evaluate(self, state: step_lib.TrainState, split: str = "test") -> list[dict[str, float]]:
         totals = None
-        for batch in self.setup.eval_batches(split):
+        for batch in self._eval_batches(split):
             sums = self.eval_fn(state, batch)
             totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
         totals = jax.device_get(totals)
@@ -100,10 +182,10 @@ class GroupTrainer:
             state = ckpt.restore(state, start)
         spe, total = self.setup.steps_per_epoch, self.setup.total_steps
         stop = total if max_steps is None else min(total, max_steps)
-        lrs = jnp.asarray(self.lrs)
+        hyper = {k: mesh_lib.per_member(self.mesh, v) for k, v in self.hyper.items()}
         diverged = np.zeros(self.size, bool)
         t0 = time.time()
-        step = int(np.asarray(state.step)[0])
+        step = int(np.asarray(jax.device_get(self._step(state))))
         try:
             while step < stop:
                 epoch, offset = divmod(step, spe)
@@ -111,7 +193,9 @@ class GroupTrainer:
                 for batch in self._batches(epoch, offset):
                     if step >= stop:
                         break
-                    state, metrics = self.train_fn(state, lrs, batch,
+                    if self.pruning is not None:
+                        state = self.pruning.update(self, state, step)
+                    state, metrics = self.train_fn(state, hyper, batch,
                                                    jnp.float32(self.shape(step)))
                     losses.append(metrics["loss"])
                     step += 1
@@ -130,9 +214,27 @@ class GroupTrainer:
             return {"finished": False, "steps": step, "seconds": seconds}
         metrics = self.evaluate(state)
         for m, row in enumerate(metrics):
-            if diverged[m] or not math.isfinite(row["loss"]):
-                row["status"] = "diverged"
-            else:
-                row["status"] = "finished"
+            row["status"] = "diverged" if diverged[m] or not math.isfinite(row["loss"]) \
+                else "finished"
+            if self.pruning is not None:
+                row.update(self.pruning.summary(self.member(state, m)))
         return {"finished": True, "steps": step, "seconds": seconds, "members": metrics,
                 "state": state}
+
+    def _step(self, state: step_lib.TrainState) -> jax.Array:
+        return jax.jit(lambda s: s.step[0], out_shardings=self.replicated)(state)
+
+    def _gather(self, tree: Any) -> Any:
+        """``tree`` (member axis first) replicated on every device, for host reads."""
+        return jax.jit(lambda t: t, out_shardings=self.replicated)(tree)
+
+    def _install_masks(self, state: step_lib.TrainState,
+                       masks: dict[str, np.ndarray]) -> step_lib.TrainState:
+        """``state`` with the stacked group ``masks`` (host, member axis first) installed and every
+        member's pruned parameters zeroed."""
+        if self._install_fn is None:
+            zero = jax.vmap(self.pruning.zero_pruned)
+            self._install_fn = jax.jit(lambda s, m: zero(s.replace(masks=m)),
+                                       out_shardings=self.state_sharding, donate_argnums=0)
+        return self._install_fn(state, {k: mesh_lib.per_member(self.mesh, v)
+                                        for k, v in masks.items()})

@@ -1,8 +1,10 @@
 """The sweep planner: static axes select a compiled group, traced axes are vmapped members.
 
 *Traced* fields (:data:`TRACED`) only change values in the train state (seed: parameter init,
-dropout and data order; learning rate: injected into the optimizer state), so members that agree on
-everything else train together in one compiled, vmapped step. Every other field (alpha, resolution,
+dropout and data order; learning rate and weight decay: injected into the optimizer state;
+activation init: start values of trainable activation parameters; pruning ratio, criterion and
+schedule: per-member masks), so members that agree on everything else train together in one
+compiled, vmapped step. Every other field (alpha, resolution,
 model, widths, activation type, batch size, epochs, ...) is *static*: it changes shapes or code, and
 its members form their own group. Groups larger than ``max_members`` are split into chunks.
 """
@@ -14,10 +16,12 @@ from typing import Sequence
 
 import ml_collections
 
+from lightjax.sweep import pruning
 from lightjax.sweep.spec import Sweep
 
 #: Config fields that may differ between the members of one vmapped group.
-TRACED = ("train.seed", "train.lr")
+TRACED = ("train.seed", "train.lr", "train.weight_decay", "train.activation_init",
+          *(f"prune.{field}" for field in pruning.TRACED))
 
 
 def _without_traced(cfg: ml_collections.ConfigDict) -> str:
@@ -63,3 +67,14 @@ def plan(sweep: Sweep, max_members: int | None = None,
     return groups
 
 
+
+
+def check(groups: Sequence[Group], configs: Sequence[ml_collections.ConfigDict]) -> None:
+    """Validate every member's traced settings (``ValueError``), cheaply, before a sweep runs."""
+    from lightjax.sweep import group as group_lib
+
+    for g in groups:
+        members = [configs[m] for m in g.members]
+        group_lib.activation_inits(members)
+        for cfg in members:
+            pruning.check(cfg)

@@ -24,6 +24,8 @@ from lightjax import cost
 from lightjax.sweep import plan as plan_lib
 from lightjax.sweep.group import GroupTrainer
 from lightjax.sweep.spec import Sweep
+from lightjax.train import run as run_lib
+from lightjax.train import step as step_lib
 from lightjax.train import workdir as workdir_lib
 
 COLUMNS = ("member", "status", "top1", "top5", "loss", "params", "macs", "latency_ms",
@@ -49,12 +51,14 @@ def finished_rows(workdir: str) -> dict[int, dict[str, Any]]:
 
 
 def _latency_ms(trainer: GroupTrainer, state: Any, repeats: int = 10) -> float:
-    """Median eval-mode forward latency of member 0 at batch 1 (ms)."""
-    model = trainer.setup.model
-    one = jax.tree.map(lambda a: a[0], state)
+    """Median eval-mode forward latency of member 0 at batch 1 on one local device (ms); pruned
+    members are timed masked (the compact model's latency is ``benchmarks/pruning.py``'s)."""
+    model = trainer.model
+    one = trainer.member(state, 0)
     x = np.zeros(trainer.setup.input_shape, np.float32)
-    fwd = jax.jit(lambda s, x: model.apply({"params": s.params, "batch_stats": s.batch_stats},
-                                           x, train=False))
+    groups = None if trainer.pruning is None else trainer.pruning.groups
+    fwd = jax.jit(lambda s, x: model.apply(step_lib.model_variables(s, s.params, groups), x,
+                                           train=False))
     jax.block_until_ready(fwd(one, x))
     times = []
     for _ in range(repeats):
@@ -68,12 +72,12 @@ def describe_plan(sweep: Sweep, max_members: int | None = None) -> str:
     """The plan as text: groups, members, compiled programs, MACs per member."""
     configs = sweep.configs()
     groups = plan_lib.plan(sweep, max_members, configs)
+    plan_lib.check(groups, configs)
     lines = [f"{len(sweep.members)} members in {len(groups)} groups, "
              f"{len({g.program for g in groups})} compiled programs "
              f"(traced per member: {', '.join(plan_lib.TRACED)})"]
     for g in groups:
         cfg = configs[g.members[0]]
-        from lightjax.train import run as run_lib
         dataset = run_lib.build_dataset(cfg)
         model = run_lib.build_model(cfg, dataset)
         report = cost.count(model, (1, *dataset.image_shape))
@@ -91,6 +95,7 @@ def run(sweep: Sweep, workdir: str, max_members: int | None = None, progress: bo
     """
     configs = sweep.configs()
     groups = plan_lib.plan(sweep, max_members, configs)
+    plan_lib.check(groups, configs)  # bad member settings fail here, before anything is written
     _prepare(sweep, workdir)
     done = finished_rows(workdir)
     todo = [g for g in groups if not all(m in done for m in g.members)]
@@ -109,10 +114,13 @@ def run(sweep: Sweep, workdir: str, max_members: int | None = None, progress: bo
             rows = []
             for m, metrics in zip(g.members, result["members"]):
                 rows.append({"member": m, "config": sweep.members[m], "group": g.name,
-                             **metrics, "params": trainer.setup.cost.params,
-                             "macs": trainer.setup.cost.macs, "latency_ms": round(latency, 4),
+                             "params": trainer.setup.cost.params,
+                             "macs": trainer.setup.cost.macs, **metrics,
+                             "latency_ms": round(latency, 4),
                              "seconds": round(result["seconds"], 2),
-                             "members_in_group": len(g.members)})
+                             "members_in_group": len(g.members),
+                             "mesh": dict(trainer.mesh.shape),
+                             "processes": jax.process_count()})
             if jax.process_index() == 0:
                 with open(os.path.join(workdir, "results.jsonl"), "a") as f:
                     for row in rows:

@@ -50,6 +50,21 @@ def product(*parts: Mapping[str, Sequence[Any]] | Sequence[Member]) -> list[Memb
     return [{k: v for m in combo for k, v in m.items()} for combo in itertools.product(*lists)]
 
 
+def base_config(spec: str) -> ml_collections.ConfigDict:
+    """A config spec (``'digits'``, ``'configs/x.py:arg'``) or a run directory's config, with a
+    ``prune`` section."""
+    run_config = os.path.join(spec, "config.json")
+    if os.path.isdir(spec) and os.path.isfile(run_config):
+        with open(run_config) as f:
+            cfg = config_lib.from_json(f.read())
+    else:
+        cfg = config_lib.load(spec)
+    if "prune" not in cfg:
+        from lightjax.sweep import pruning
+        cfg.prune = pruning.section()
+    return cfg
+
+
 @dataclasses.dataclass(frozen=True)
 class Sweep:
     """``base``: a config spec (``'digits'``, ``'configs/x.py:arg'``); ``members``: overrides."""
@@ -62,8 +77,12 @@ class Sweep:
         object.__setattr__(self, "members", tuple(dict(m) for m in members))
 
     def configs(self) -> list[ml_collections.ConfigDict]:
-        """Each member's full config (validates every axis name)."""
-        base = config_lib.load(self.base)
+        """Each member's full config (validates every axis name).
+
+        The base config gains a ``prune`` section (:func:`lightjax.sweep.pruning.section`) if it
+        has none; a base that is a run directory uses that run's ``config.json``.
+        """
+        base = base_config(self.base)
         out = []
         for i, member in enumerate(self.members):
             cfg = ml_collections.ConfigDict(base.to_dict())

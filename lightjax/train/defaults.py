@@ -12,7 +12,7 @@ def train_section(**overrides: Any) -> ml_collections.ConfigDict:
         epochs=200, batch_size=128, eval_batch_size=500, optimizer="sgd", lr=0.1, momentum=0.9,
         nesterov=False, weight_decay=5e-4, decay_depthwise=False, schedule="step",
         decay_epochs=(60, 120, 160), decay_factor=0.2, warmup_epochs=0.0, label_smoothing=0.0,
-        dtype="float32", seed=0, checkpoint_every_epochs=5, keep_checkpoints=2,
+        dtype="float32", seed=0, activation_init=None, checkpoint_every_epochs=5, keep_checkpoints=2,
         log_every_steps=50)
     unknown = set(overrides) - set(cfg)
     if unknown:

@@ -65,11 +65,14 @@ def decay_mask(report: cost.CostReport,
 
 
 def build(cfg: Mapping[str, Any], steps_per_epoch: int, mask: Any,
-          learning_rate: float | None = None) -> optax.GradientTransformation:
+          learning_rate: float | None = None,
+          traced_weight_decay: bool = False) -> optax.GradientTransformation:
     """The optimizer described by ``cfg`` (the config's ``train`` section).
 
     ``learning_rate`` replaces the schedule by a value held in the optimizer state, which the
-    caller sets per step with :func:`with_lr` (one compiled step for any schedule).
+    caller sets per step with :func:`with_lr` (one compiled step for any schedule). With
+    ``traced_weight_decay`` the weight decay is held in the state too (always applied through
+    ``mask``, even at 0), so members of a sweep can each set theirs with :func:`with_hyperparams`.
     """
     name = cfg["optimizer"]
     if name not in OPTIMIZERS:
@@ -77,10 +80,11 @@ def build(cfg: Mapping[str, Any], steps_per_epoch: int, mask: Any,
     wd = float(cfg.get("weight_decay", 0.0))
     lr_schedule = schedule(cfg, steps_per_epoch)
 
-    def make(learning_rate):
+    def make(learning_rate, weight_decay=wd):
         if name == "adamw":
-            return optax.adamw(learning_rate, weight_decay=wd, mask=mask)
-        decay = optax.add_decayed_weights(wd, mask) if wd else optax.identity()
+            return optax.adamw(learning_rate, weight_decay=weight_decay, mask=mask)
+        decay = (optax.add_decayed_weights(weight_decay, mask)
+                 if traced_weight_decay or wd else optax.identity())
         if name == "sgd":
             base = optax.sgd(learning_rate, momentum=float(cfg.get("momentum", 0.9)) or None,
                              nesterov=bool(cfg.get("nesterov", False)))
@@ -88,30 +92,41 @@ def build(cfg: Mapping[str, Any], steps_per_epoch: int, mask: Any,
             base = optax.adam(learning_rate)
         return optax.chain(decay, base)
 
-    if learning_rate is not None:
-        return optax.inject_hyperparams(make)(learning_rate=float(learning_rate))
-    return optax.inject_hyperparams(make)(learning_rate=lr_schedule)
+    hyper = {"learning_rate": lr_schedule if learning_rate is None else float(learning_rate)}
+    if traced_weight_decay:
+        hyper["weight_decay"] = wd
+    return optax.inject_hyperparams(make)(**hyper)
 
 
 def from_config(cfg: Mapping[str, Any], steps_per_epoch: int, report: cost.CostReport,
-                learning_rate: float | None = None) -> optax.GradientTransformation:
+                learning_rate: float | None = None,
+                traced_weight_decay: bool = False) -> optax.GradientTransformation:
     """:func:`build` with the weight-decay mask of the model's cost ``report`` when the config
-    decays weights (``weight_decay`` > 0 or ``adamw``)."""
+    decays weights (``weight_decay`` > 0, ``adamw`` or ``traced_weight_decay``)."""
     mask = None
-    if cfg.get("weight_decay", 0.0) or cfg["optimizer"] == "adamw":
+    if cfg.get("weight_decay", 0.0) or cfg["optimizer"] == "adamw" or traced_weight_decay:
         mask = decay_mask(report, bool(cfg.get("decay_depthwise", False)))
-    return build(cfg, steps_per_epoch, mask, learning_rate)
+    return build(cfg, steps_per_epoch, mask, learning_rate, traced_weight_decay)
 
 
 def current_lr(opt_state: Any) -> jax.Array:
     return opt_state.hyperparams["learning_rate"]
 
 
-def with_lr(opt_state: Any, value: Any) -> Any:
+def with_hyperparams(opt_state: Any, **values: Any) -> Any:
     """``opt_state`` (of :func:`build`, possibly wrapped in a state with an ``inner`` field) with
-    its injected learning rate set to ``value``."""
+    the injected hyperparameters ``values`` (``learning_rate``, ``weight_decay``) set."""
     if hasattr(opt_state, "inner"):
-        return opt_state._replace(inner=with_lr(opt_state.inner, value))
-    old = opt_state.hyperparams["learning_rate"]
-    hyper = dict(opt_state.hyperparams, learning_rate=jnp.asarray(value, old.dtype))
+        return opt_state._replace(inner=with_hyperparams(opt_state.inner, **values))
+    hyper = dict(opt_state.hyperparams)
+    for key, value in values.items():
+        if key not in hyper:
+            raise ValueError(f"optimizer state holds no injected {key!r} (it holds "
+                             f"{', '.join(sorted(hyper))})")
+        hyper[key] = jnp.asarray(value, hyper[key].dtype)
     return opt_state._replace(hyperparams=hyper)
+
+
+def with_lr(opt_state: Any, value: Any) -> Any:
+    """:func:`with_hyperparams` with the learning rate only."""
+    return with_hyperparams(opt_state, learning_rate=value)

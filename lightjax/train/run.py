@@ -31,7 +31,9 @@ from lightjax.layers.factory import LayerFactory
 from lightjax.train import checkpoint, config as config_lib, optimizer, step as step_lib
 from lightjax.train import workdir as workdir_lib
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+#: ``train.dtype``: computation dtype. ``float64`` (parameters too) is a reference mode for
+#: numerical checks; it needs ``jax.config.update('jax_enable_x64', True)`` (``JAX_ENABLE_X64=1``).
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float64": jnp.float64}
 
 
 class Diverged(RuntimeError):
@@ -51,13 +53,28 @@ def build_model(cfg: ml_collections.ConfigDict, dataset: Any):
     kwargs["input_channels"] = dataset.image_shape[-1]
     if kwargs.get("widths") is not None:  # JSON gives a list; module fields must be hashable
         kwargs["widths"] = tuple(kwargs["widths"])
-    kwargs["layers"] = LayerFactory(dtype=None if dtype == "float32" else DTYPES[dtype])
+    if dtype == "float64" and not jax.config.jax_enable_x64:
+        raise ValueError("train.dtype='float64' needs 64-bit JAX: set JAX_ENABLE_X64=1 (or "
+                         "jax.config.update('jax_enable_x64', True)) before anything runs")
+    kwargs["layers"] = LayerFactory(
+        dtype=None if dtype == "float32" else DTYPES[dtype],
+        param_dtype=jnp.float64 if dtype == "float64" else jnp.float32)
     return models.create(name, **kwargs)
 
 
 def build_dataset(cfg: ml_collections.ConfigDict):
     kwargs = dict(cfg.data.to_dict())
     return data.build(kwargs.pop("name"), **kwargs)
+
+
+def activation_init(cfg: ml_collections.ConfigDict) -> float | None:
+    """``train.activation_init`` as a float (``None``: the layers' own init), checked."""
+    value = cfg.train.get("activation_init")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"train.activation_init must be a finite number or None, got {value!r}")
+    return float(value)
 
 
 class _Setup:
@@ -83,9 +100,11 @@ class _Setup:
         self.replicated = NamedSharding(self.mesh, P())
 
     def init_state(self) -> step_lib.TrainState:
-        state = step_lib.init_state(self.model, self.tx, int(self.cfg.train.seed),
-                                    self.input_shape)
-        return jax.device_put(state, self.replicated)
+        # one compiled init instead of hundreds of small eager dispatches
+        init = jax.jit(lambda seed, act: step_lib.init_state(self.model, self.tx, seed,
+                                                             self.input_shape, act),
+                       out_shardings=self.replicated)
+        return init(int(self.cfg.train.seed), activation_init(self.cfg))
 
     def global_batch(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
         return {k: jax.make_array_from_process_local_data(self.batch_sharding, v)

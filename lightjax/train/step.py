@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lightjax.layers import activations
 from lightjax.prune import masking
 
 Batch = dict[str, jax.Array]
@@ -27,12 +28,18 @@ class TrainState:
     masks: Any = None
 
 
-def init_state(model: nn.Module, tx: optax.GradientTransformation, seed: int,
-               input_shape: tuple[int, ...]) -> TrainState:
-    """Initialise parameters, BN statistics and optimizer state (``input_shape``: NHWC)."""
+def init_state(model: nn.Module, tx: optax.GradientTransformation, seed: Any,
+               input_shape: tuple[int, ...], activation_init: Any = None) -> TrainState:
+    """Initialise parameters, BN statistics and optimizer state (``input_shape``: NHWC).
+
+    ``seed`` and ``activation_init`` (start value of every trainable activation parameter, e.g.
+    RReLU slopes; ``None``: the layer's own init) may be traced, so sweep members vmap over them.
+    """
     init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
     variables = model.init(init_key, jnp.zeros(input_shape, jnp.float32), train=False)
     params = variables["params"]
+    if activation_init is not None:
+        params = activations.set_trainable_init(params, activation_init)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
                       rng=rng)
@@ -40,14 +47,18 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, seed: int,
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
                   label_smoothing: float = 0.0) -> jax.Array:
-    """Per-example softmax cross-entropy (float32) with optional label smoothing."""
+    """Per-example softmax cross-entropy (float32, or float64 for float64 logits) with optional
+    label smoothing."""
     targets = jax.nn.one_hot(labels, num_classes)
     if label_smoothing:
         targets = optax.smooth_labels(targets, label_smoothing)
-    return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
+    return optax.softmax_cross_entropy(
+        logits.astype(jnp.promote_types(logits.dtype, jnp.float32)), targets)
 
 
-def _variables(state: TrainState, params: Any, groups: Any) -> dict[str, Any]:
+def model_variables(state: TrainState, params: Any, groups: Any = None) -> dict[str, Any]:
+    """The variables ``model.apply`` takes: ``params``, BN statistics and, with pruning ``groups``,
+    the layer ``masks`` collection."""
     variables = {"params": params, "batch_stats": state.batch_stats}
     if groups is not None:
         variables["masks"] = masking.layer_masks(groups, state.masks)
@@ -69,7 +80,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, num_clas
 
         def loss_fn(params):
             logits, updates = model.apply(
-                _variables(state, params, groups), batch["image"],
+                model_variables(state, params, groups), batch["image"],
                 train=True, mutable=["batch_stats"], rngs={"dropout": dropout_key})
             loss = cross_entropy(logits, batch["label"], num_classes, label_smoothing).mean()
             return loss, (logits, updates)
@@ -98,7 +109,7 @@ def make_eval_step(model: nn.Module, num_classes: int,
     (``groups``: as in :func:`make_train_step`)."""
 
     def evaluate(state: TrainState, batch: Batch):
-        logits = model.apply(_variables(state, state.params, groups), batch["image"],
+        logits = model.apply(model_variables(state, state.params, groups), batch["image"],
                              train=False)
         labels = batch["label"]
         mask = batch.get("mask", jnp.ones(labels.shape, bool)).astype(jnp.float32)

@@ -69,3 +69,19 @@ def test_dry_run_prints_the_plan(capsys, tmp_path):
     assert status == 0 and "8 members in 4 groups, 4 compiled programs" in out
     assert "277,696 MACs" in out and not (tmp_path / "w").exists()
     json.dumps(out)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--num-processes", "2"], "need --coordinator"),
+    (["--coordinator", "127.0.0.1:1234"], "needs --num-processes"),
+    (["--coordinator", "127.0.0.1:1234", "--num-processes", "2", "--process-id", "2"],
+     "--process-id must be in [0, 2)"),
+    (["--distributed", "--coordinator", "127.0.0.1:1", "--num-processes", "1",
+      "--process-id", "0"], "either --distributed or --coordinator"),
+])
+def test_bad_distributed_options(capsys, tmp_path, args, message):
+    status = cli.main(["sweep", os.path.join(REPO, "sweeps", "mobilenet_v1_alpha_rho.py:tiny"),
+                       "--workdir", str(tmp_path / "w"), *args])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "w").exists()
