@@ -88,7 +88,7 @@ def _torch_step_ms(trainer, images: np.ndarray, labels: np.ndarray, steps: int,
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     x = torch.from_numpy(images.transpose(0, 3, 1, 2).copy()).contiguous(
         memory_format=torch.channels_last)
-    y = torch.from_numpy(labels).long()
+    y = torch.from_numpy(labels.copy()).long()
 
     def step():
         opt.zero_grad(set_to_none=True)

@@ -1,9 +1,12 @@
-"""Sweeps: grids of runs, vmapped members per compiled group, one results table, resume.
+"""Sweeps: grids of runs, vmapped members per compiled group, device meshes, one results table.
 
 - :mod:`spec`: ``Sweep``, ``product``, ``zip_axes``, loading ``sweeps/*.py``.
-- :mod:`plan`: static vs traced axes, groups and chunks.
-- :mod:`group`: one group's vmapped training.
+- :mod:`plan`: static vs traced axes, groups and chunks, up-front checks.
+- :mod:`group`: one group's vmapped training on a ``('sweep', 'data')`` mesh.
+- :mod:`mesh`: the mesh and each process's share of members and batch rows.
+- :mod:`pruning`: pruning ratio / criterion / schedule as traced member values (masks).
 - :mod:`runner`: the workdir, results table and resume.
+- :mod:`table`, :mod:`plots`: reading results and drawing the trade-off figures.
 """
 from lightjax.sweep.spec import Sweep, load, product, zip_axes
 

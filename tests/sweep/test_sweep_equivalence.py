@@ -55,3 +55,16 @@ def test_vmapped_group_equals_each_member_alone(tmp_path):
         # the members really differ (so the comparisons above could fail)
         first, second = (trainer.member(result["state"], m) for m in (0, 1))
         assert _max_rel(first.params, second.params) > 1e-2
+
+
+def test_a_diverging_member_is_marked_and_does_not_disturb_its_group(tmp_path):
+    short = {**FIXED, "train.batch_size": 512, "model.activation": "relu"}
+    with jax.enable_x64(True):
+        cfgs = Sweep("digits:tiny", [{"train.lr": 0.05, **short},
+                                     {"train.lr": 1e12, **short}]).configs()
+        pair = GroupTrainer(cfgs).train(str(tmp_path / "pair"))
+        alone = GroupTrainer(cfgs[:1]).train(str(tmp_path / "alone"))
+    assert [m["status"] for m in pair["members"]] == ["finished", "diverged"]
+    assert alone["members"][0]["status"] == "finished"
+    assert pair["members"][0]["loss"] == pytest.approx(alone["members"][0]["loss"], rel=1e-9)
+    assert pair["members"][0]["top1"] == alone["members"][0]["top1"]
