@@ -1,6 +1,8 @@
 """The ``lightjax`` command line. Each sub-command lives in ``lightjax/commands/``.
 
-Bad input prints one line (``lightjax: error: ...``) to stderr and exits with status 2.
+Bad input (:class:`lightjax.errors.ValidationError`, a missing file, bad flags) prints one line
+(``lightjax: error: ...``) to stderr and exits with status 2; any other exception is a bug and
+keeps its traceback. A diverged run exits 1; SIGINT/SIGTERM exit 130/143 after a checkpoint.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import os
 import sys
 from typing import NoReturn, Sequence
 
+from lightjax import errors
 from lightjax.commands import cost as cost_command
 from lightjax.commands import eval as eval_command
 from lightjax.commands import prune as prune_command
@@ -18,6 +21,11 @@ from lightjax.commands import train as train_command
 
 COMMANDS = (train_command, eval_command, cost_command, prune_command, sensitivity_command,
             sweep_command)
+
+
+#: OS errors a user causes (a missing or unreadable file, a directory in the way); others are bugs.
+USER_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+                  FileExistsError)
 
 
 class UsageError(Exception):
@@ -48,7 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UsageError, ValueError, TypeError, OSError) as err:
+    except errors.Interrupted as err:
+        print(f"lightjax: {err}", file=sys.stderr)
+        return err.exit_code
+    except errors.Diverged as err:
+        print(f"lightjax: {err}", file=sys.stderr)
+        return 1
+    except (UsageError, errors.ValidationError, *USER_OS_ERRORS) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"lightjax: error: {message}", file=sys.stderr)
         return 2

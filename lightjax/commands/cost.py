@@ -13,6 +13,7 @@ import argparse
 import json
 
 from lightjax import cost, models
+from lightjax.errors import ValidationError
 
 #: command-line flag -> model keyword argument (passed only when given).
 MODEL_FLAGS = {
@@ -62,7 +63,7 @@ def build_model(args: argparse.Namespace):
         if value is None:
             continue
         if kwarg not in accepted:
-            raise ValueError(f"--{flag.replace('_', '-')} does not apply to {args.model}")
+            raise ValidationError(f"--{flag.replace('_', '-')} does not apply to {args.model}")
         kwargs[kwarg] = value
     return models.create(args.model, **kwargs)
 
@@ -70,7 +71,7 @@ def build_model(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     model = build_model(args)
     if args.resolution < 1:
-        raise ValueError(f"--resolution must be a positive number of pixels, got "
+        raise ValidationError(f"--resolution must be a positive number of pixels, got "
                          f"{args.resolution}")
     channels = getattr(model, "input_channels", 3)
     report = cost.count(model, (1, args.resolution, args.resolution, channels))

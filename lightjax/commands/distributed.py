@@ -9,6 +9,7 @@ command (``jax.distributed.initialize``); each loads only its own part of the da
 from __future__ import annotations
 
 import argparse
+from lightjax.errors import ValidationError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,14 +25,14 @@ def initialize(args: argparse.Namespace) -> None:
     manual = (args.coordinator, args.num_processes, args.process_id)
     if args.coordinator is None and (args.num_processes is not None
                                      or args.process_id is not None):
-        raise ValueError("--num-processes/--process-id need --coordinator HOST:PORT")
+        raise ValidationError("--num-processes/--process-id need --coordinator HOST:PORT")
     if args.coordinator is not None:
         if args.distributed:
-            raise ValueError("give either --distributed or --coordinator, not both")
+            raise ValidationError("give either --distributed or --coordinator, not both")
         if args.num_processes is None or args.process_id is None:
-            raise ValueError("--coordinator needs --num-processes N and --process-id I")
+            raise ValidationError("--coordinator needs --num-processes N and --process-id I")
         if args.num_processes < 1 or not 0 <= args.process_id < args.num_processes:
-            raise ValueError(f"--process-id must be in [0, {args.num_processes}) and "
+            raise ValidationError(f"--process-id must be in [0, {args.num_processes}) and "
                              f"--num-processes >= 1, got {args.process_id} of "
                              f"{args.num_processes}")
     elif not args.distributed:

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+from lightjax.errors import ValidationError
 
 
 def _max_ratio(text: str) -> float | dict[str, float]:
@@ -79,30 +80,30 @@ def _check(args: argparse.Namespace) -> dict | None:
     from lightjax.prune import ranking
 
     if not os.path.isfile(os.path.join(args.workdir, "config.json")):
-        raise ValueError(f"{args.workdir} holds no lightjax run (no config.json)")
+        raise ValidationError(f"{args.workdir} holds no lightjax run (no config.json)")
     ranking.check_ratio(args.ratio, "--ratio")
     caps = args.max_ratio if isinstance(args.max_ratio, dict) else {"*": args.max_ratio}
     for name, cap in caps.items():
         ranking.check_ratio(cap, f"--max-ratio{'' if name == '*' else ' of ' + name}")
     if args.round_to < 1 or args.rounds < 1 or args.frequency < 1 or args.epochs < 0:
-        raise ValueError("--round-to, --rounds and --frequency must be >= 1 and --epochs >= 0")
+        raise ValidationError("--round-to, --rounds and --frequency must be >= 1 and --epochs >= 0")
     if not 0 < args.lr_scale <= 10:
-        raise ValueError(f"--lr-scale must be in (0, 10], got {args.lr_scale}")
+        raise ValidationError(f"--lr-scale must be in (0, 10], got {args.lr_scale}")
     args.out = args.out or f"{os.path.normpath(args.workdir)}-pruned-{args.method}"
     if os.path.exists(args.out) and (not os.path.isdir(args.out) or os.listdir(args.out)):
-        raise ValueError(f"{args.out} already exists and is not empty; choose another --out")
+        raise ValidationError(f"{args.out} already exists and is not empty; choose another --out")
     if args.ratios:
         try:
             with open(args.ratios) as f:
                 ratios = json.load(f)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{args.ratios} is not valid JSON: {err}") from None
+            raise ValidationError(f"{args.ratios} is not valid JSON: {err}") from None
         if not isinstance(ratios, dict):
-            raise ValueError(f"{args.ratios} must hold a JSON object {{group: ratio}}")
+            raise ValidationError(f"{args.ratios} must hold a JSON object {{group: ratio}}")
         for k, v in ratios.items():
             ranking.check_ratio(v, f"ratio of {k} in {args.ratios}")
         if args.method == "pointwise":
-            raise ValueError("--ratios does not apply to --method pointwise")
+            raise ValidationError("--ratios does not apply to --method pointwise")
         return ratios
     return None
 
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         for name in ratios:
             g = session.groups.check_name(name)
             if not g.prunable:
-                raise ValueError(f"{args.ratios}: group {g.name} cannot be pruned ({g.reason})")
+                raise ValidationError(f"{args.ratios}: group {g.name} cannot be pruned ({g.reason})")
     if isinstance(args.max_ratio, dict):
         for name in args.max_ratio:
             if name != "*":

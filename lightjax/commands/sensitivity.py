@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+from lightjax.errors import ValidationError
 
 
 def _ratios(text: str) -> tuple[float, ...]:
@@ -51,18 +52,18 @@ def run(args: argparse.Namespace) -> int:
     from lightjax.prune.session import PruningSession
 
     if not os.path.isfile(os.path.join(args.workdir, "config.json")):
-        raise ValueError(f"{args.workdir} holds no lightjax run (no config.json)")
+        raise ValidationError(f"{args.workdir} holds no lightjax run (no config.json)")
     ratios = args.ratios or sensitivity.DEFAULT_RATIOS
     for r in ratios:
         ranking.check_ratio(r, "each of --ratios")
     ranking.check_ratio(args.cap, "--cap")
     if args.tolerance is not None and args.tolerance < 0:
-        raise ValueError(f"--tolerance must be >= 0 points, got {args.tolerance}")
+        raise ValidationError(f"--tolerance must be >= 0 points, got {args.tolerance}")
     out = args.out or os.path.join(args.workdir, "sensitivity")
     existing = [n for n in ("sensitivity.csv", "sensitivity.json", "ratios.json")
                 if os.path.exists(os.path.join(out, n))]
     if existing or (os.path.exists(out) and not os.path.isdir(out)):
-        raise ValueError(f"{out} already holds results ({', '.join(existing) or 'a file'}); "
+        raise ValidationError(f"{out} already holds results ({', '.join(existing) or 'a file'}); "
                          f"choose another --out")
     session = PruningSession.open(args.workdir, skip=[s for s in args.skip.split(",") if s])
     groups = [g for g in args.groups.split(",") if g] or None

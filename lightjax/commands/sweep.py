@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from lightjax.commands import distributed
+from lightjax.errors import ValidationError
 
 
 def add_parser(subparsers) -> None:
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     distributed.initialize(args)
     sweep = spec.load(args.sweep)
     if args.max_members_per_step is not None and args.max_members_per_step < 1:
-        raise ValueError(f"--max-members-per-step must be >= 1, got {args.max_members_per_step}")
+        raise ValidationError(f"--max-members-per-step must be >= 1, got {args.max_members_per_step}")
     if args.dry_run:
         print(runner.describe_plan(sweep, args.max_members_per_step))
         return 0

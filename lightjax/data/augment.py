@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from lightjax.data import images as image_lib
+from lightjax.errors import ValidationError
 
 POLICIES = ("none", "crop", "cifar", "flip", "inception_crop")
 ALLOWED = ("auto",) + POLICIES
@@ -37,7 +38,7 @@ LOG_RATIO = (math.log(3 / 4), math.log(4 / 3))
 def check_policy(policy: object, allow_auto: bool = True) -> str:
     allowed = ALLOWED if allow_auto else POLICIES
     if not isinstance(policy, str) or policy not in allowed:
-        raise ValueError(f"unknown augmentation policy {policy!r}; allowed: {', '.join(allowed)}")
+        raise ValidationError(f"unknown augmentation policy {policy!r}; allowed: {', '.join(allowed)}")
     return policy
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from lightjax.data import augment as augment_lib
 from lightjax.data import images as image_lib
 from lightjax.data.source import ArraySource, Dataset, make_dataset
+from lightjax.errors import ValidationError
 
 NUM_TRAIN, NUM_TEST = 1437, 360
 ALLOWED_AUGMENT = ("auto", "none", "crop")
@@ -51,7 +52,7 @@ def build(resolution: int = 32, augment: str = "auto", mean=None, std=None) -> D
     """The digits :class:`Dataset` at ``resolution`` (see the module docstring)."""
     augment_lib.check_policy(augment)
     if augment not in ALLOWED_AUGMENT:
-        raise ValueError(f"augment={augment!r} is not allowed for 'digits': digits are not "
+        raise ValidationError(f"augment={augment!r} is not allowed for 'digits': digits are not "
                          f"mirror-symmetric, so no flipping; allowed: "
                          f"{', '.join(ALLOWED_AUGMENT)}")
     policy = "none" if augment == "auto" else augment

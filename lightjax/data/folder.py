@@ -27,6 +27,7 @@ import numpy as np
 from lightjax.data import augment as augment_lib
 from lightjax.data import images as image_lib
 from lightjax.data.source import ArraySource, Dataset, make_dataset
+from lightjax.errors import ValidationError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 EVAL_DIRS = ("test", "val", "validation")
@@ -42,12 +43,12 @@ def _list_split(split_dir: str, classes: list[str] | None
     entries = _visible(os.listdir(split_dir))
     stray = [e for e in entries if not os.path.isdir(os.path.join(split_dir, e))]
     if stray:
-        raise ValueError(f"folder dataset: {os.path.join(split_dir, stray[0])} is a file, but "
+        raise ValidationError(f"folder dataset: {os.path.join(split_dir, stray[0])} is a file, but "
                          f"{split_dir} must contain only one sub-directory per class")
     names = entries
     is_train = classes is None
     if not names:
-        raise ValueError(f"folder dataset: {split_dir} has no class sub-directories; expected "
+        raise ValidationError(f"folder dataset: {split_dir} has no class sub-directories; expected "
                          f"{split_dir}/<class_name>/<images>")
     if classes is None:
         classes = names
@@ -55,7 +56,7 @@ def _list_split(split_dir: str, classes: list[str] | None
         unknown = [n for n in names if n not in classes]
         if unknown:
             bad = os.path.join(split_dir, unknown[0])
-            raise ValueError(f"folder dataset: class directory {bad} does not exist in the "
+            raise ValidationError(f"folder dataset: class directory {bad} does not exist in the "
                              f"train split (train classes: {', '.join(classes)})")
     files, labels = [], []
     for name in names:
@@ -64,18 +65,18 @@ def _list_split(split_dir: str, classes: list[str] | None
         for entry in _visible(os.listdir(class_dir)):
             path = os.path.join(class_dir, entry)
             if os.path.isdir(path):
-                raise ValueError(f"folder dataset: unexpected directory {path}; a class directory "
+                raise ValidationError(f"folder dataset: unexpected directory {path}; a class directory "
                                  f"must contain image files only")
             if not entry.lower().endswith(IMAGE_EXTENSIONS):
-                raise ValueError(f"folder dataset: {path} is not an image file (allowed "
+                raise ValidationError(f"folder dataset: {path} is not an image file (allowed "
                                  f"extensions: {', '.join(IMAGE_EXTENSIONS)})")
             files.append(path)
             labels.append(classes.index(name))
             found += 1
         if not found and is_train:
-            raise ValueError(f"folder dataset: class directory {class_dir} has no images")
+            raise ValidationError(f"folder dataset: class directory {class_dir} has no images")
     if not files:
-        raise ValueError(f"folder dataset: {split_dir} holds no images")
+        raise ValidationError(f"folder dataset: {split_dir} holds no images")
     return classes, files, labels
 
 
@@ -83,7 +84,7 @@ def _decode(path: str) -> np.ndarray:
     try:
         return image_lib.decode(path, 3)
     except image_lib.DECODE_ERRORS as e:
-        raise ValueError(f"folder dataset: cannot read image {path}: {e}") from None
+        raise ValidationError(f"folder dataset: cannot read image {path}: {e}") from None
 
 
 def _load(files: list[str], labels: list[int], size: tuple[int, int] | None):
@@ -105,18 +106,18 @@ def build(root: str, *, resolution: int | None = None, augment: str = "auto",
     """A :class:`Dataset` over the image folder ``root`` (see the module docstring)."""
     augment_lib.check_policy(augment)
     if root is None:
-        raise ValueError("dataset 'folder' needs root=<directory> holding train/<class>/<images> "
+        raise ValidationError("dataset 'folder' needs root=<directory> holding train/<class>/<images> "
                          "and test/<class>/<images> (or val/, validation/)")
     root = os.path.expanduser(os.fspath(root))
     if not os.path.isdir(root):
-        raise ValueError(f"folder dataset: root {root} is not a directory")
+        raise ValidationError(f"folder dataset: root {root} is not a directory")
     train_dir = os.path.join(root, "train")
     if not os.path.isdir(train_dir):
-        raise ValueError(f"folder dataset: {train_dir} does not exist; expected "
+        raise ValidationError(f"folder dataset: {train_dir} does not exist; expected "
                          f"{root}/train/<class_name>/<images>")
     eval_name = next((d for d in EVAL_DIRS if os.path.isdir(os.path.join(root, d))), None)
     if eval_name is None:
-        raise ValueError(f"folder dataset: no eval split in {root}; expected one of "
+        raise ValidationError(f"folder dataset: no eval split in {root}; expected one of "
                          f"{', '.join(f'{root}/{d}' for d in EVAL_DIRS)} "
                          f"(with the same class sub-directories as train/)")
     classes, train_files, train_labels = _list_split(train_dir, None)

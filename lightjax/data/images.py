@@ -12,6 +12,7 @@ from typing import Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from lightjax.errors import ValidationError
 
 # What PIL raises on truncated, corrupt or non-image input.
 DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError,
@@ -25,7 +26,7 @@ def _mode(channels: int) -> str:
         return "L"
     if channels == 3:
         return "RGB"
-    raise ValueError(f"only 1- or 3-channel images are supported, got {channels} channels")
+    raise ValidationError(f"only 1- or 3-channel images are supported, got {channels} channels")
 
 
 def decode(data: Union[bytes, str, os.PathLike], channels: int) -> np.ndarray:

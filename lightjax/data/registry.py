@@ -6,6 +6,7 @@ import inspect
 from lightjax.data import augment as augment_lib
 from lightjax.data import digits, folder, tfds_source
 from lightjax.data.source import Dataset
+from lightjax.errors import ValidationError
 
 BUILTIN = ("digits", "cifar10", "cifar100", "imagenet2012", "folder")
 _EXTRA = {"digits": digits.build, "folder": folder.build}
@@ -20,7 +21,7 @@ def _check_resolution(resolution) -> int | None:
     if resolution is None:
         return None
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
-        raise ValueError(f"resolution must be a positive integer (pixels per side), got "
+        raise ValidationError(f"resolution must be a positive integer (pixels per side), got "
                          f"{resolution!r}")
     return resolution
 
@@ -43,18 +44,18 @@ def build(name: str, *, resolution: int | None = None, data_dir: str | None = No
     the normalization. Bad names or arguments raise ValueError.
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"dataset name must be a non-empty string, got {name!r}; built-in "
+        raise ValidationError(f"dataset name must be a non-empty string, got {name!r}; built-in "
                          f"names: {', '.join(BUILTIN)}")
     resolution = _check_resolution(resolution)
     augment_lib.check_policy(augment)
     if root is not None and name != "folder":
-        raise ValueError(f"root= is only used by the 'folder' dataset, not {name!r}")
+        raise ValidationError(f"root= is only used by the 'folder' dataset, not {name!r}")
     fn = _EXTRA.get(name, tfds_source.build)
     allowed = [p for p in inspect.signature(fn).parameters
                if p not in ("name", "root", "data_dir", "resolution", "augment")]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
-        raise ValueError(f"dataset {name!r} does not take {', '.join(unknown)}; extra options: "
+        raise ValidationError(f"dataset {name!r} does not take {', '.join(unknown)}; extra options: "
                          f"{', '.join(allowed) or 'none'}")
     if name == "digits":
         return digits.build(resolution=32 if resolution is None else resolution,

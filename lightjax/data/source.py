@@ -25,6 +25,7 @@ import numpy as np
 
 from lightjax.data import augment as augment_lib
 from lightjax.data import images as image_lib
+from lightjax.errors import ValidationError
 
 EVAL_ALIASES = ("test", "val", "validation", "eval")
 
@@ -51,7 +52,7 @@ class ArraySource:
     def __post_init__(self):
         self.labels = np.asarray(self.labels, dtype=np.int32)
         if self.images.ndim != 4 or len(self.images) != len(self.labels):
-            raise ValueError(f"ArraySource: images must be (N, H, W, C) with N = len(labels); got "
+            raise ValidationError(f"ArraySource: images must be (N, H, W, C) with N = len(labels); got "
                              f"{self.images.shape} and {self.labels.shape}")
 
     def __len__(self) -> int:
@@ -77,7 +78,7 @@ def channel_stats(source: Source, max_examples: int = 2048) -> tuple[tuple[float
 
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValidationError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
@@ -105,10 +106,10 @@ class Dataset:
         self.image_shape = tuple(int(s) for s in self.image_shape)
         c = self.image_shape[-1]
         if len(self.mean) != c or len(self.std) != c:
-            raise ValueError(f"dataset {self.name!r}: mean/std need {c} values (one per channel), "
+            raise ValidationError(f"dataset {self.name!r}: mean/std need {c} values (one per channel), "
                              f"got {len(self.mean)} and {len(self.std)}")
         if any(s <= 0 for s in self.std):
-            raise ValueError(f"dataset {self.name!r}: std must be positive, got {self.std}")
+            raise ValidationError(f"dataset {self.name!r}: std must be positive, got {self.std}")
         augment_lib.check_policy(self.augment, allow_auto=False)
 
     # -- splits ---------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ class Dataset:
             for alias in EVAL_ALIASES:
                 if alias in self.splits:
                     return alias
-        raise ValueError(f"dataset {self.name!r} has no split {split!r}; splits: "
+        raise ValidationError(f"dataset {self.name!r} has no split {split!r}; splits: "
                          f"{', '.join(self.splits)} (the eval split also answers to "
                          f"{', '.join(a for a in EVAL_ALIASES if a not in self.splits)})")
 
@@ -132,7 +133,7 @@ class Dataset:
         batch_size = _positive_int("batch_size", batch_size)
         if drop_remainder:
             if batch_size > n:
-                raise ValueError(f"batch_size={batch_size} is larger than the {n} examples of "
+                raise ValidationError(f"batch_size={batch_size} is larger than the {n} examples of "
                                  f"{self.name!r} split {split!r}; with drop_remainder=True no "
                                  f"batch would be produced — use a batch size <= {n}")
             return n // batch_size
@@ -163,7 +164,7 @@ class Dataset:
                   else self.augment if augment else "none")
         for label, value in (("seed", seed), ("epoch", epoch), ("start_batch", start_batch)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{label} must be a non-negative integer, got {value!r}")
+                raise ValidationError(f"{label} must be a non-negative integer, got {value!r}")
         if process_index is None or process_count is None:
             import jax
             process_index = jax.process_index() if process_index is None else process_index
@@ -171,14 +172,14 @@ class Dataset:
         batch_size = _positive_int("batch_size", batch_size)
         process_count = _positive_int("process_count", process_count)
         if isinstance(process_index, bool) or not 0 <= process_index < process_count:
-            raise ValueError(f"process_index must be in [0, {process_count}), got "
+            raise ValidationError(f"process_index must be in [0, {process_count}), got "
                              f"{process_index!r}")
         if batch_size % process_count:
-            raise ValueError(f"batch_size={batch_size} (the global batch) must be divisible by "
+            raise ValidationError(f"batch_size={batch_size} (the global batch) must be divisible by "
                              f"the number of processes ({process_count})")
         steps = self.steps_per_epoch(split, batch_size, drop_remainder)
         if start_batch > steps:
-            raise ValueError(f"start_batch={start_batch} is past the end of the epoch "
+            raise ValidationError(f"start_batch={start_batch} is past the end of the epoch "
                              f"({steps} batches of {batch_size} in split {split!r})")
         order = (np.random.default_rng([int(seed), int(epoch)]).permutation(n) if shuffle
                  else np.arange(n))
@@ -231,7 +232,7 @@ def make_dataset(name: str, num_classes: int, splits: Mapping[str, Source],
         try:
             return tuple(float(v) for v in np.broadcast_to(np.asarray(value, float), (channels,)))
         except (ValueError, TypeError):
-            raise ValueError(f"dataset {name!r}: {label} must be a number or {channels} numbers "
+            raise ValidationError(f"dataset {name!r}: {label} must be a number or {channels} numbers "
                              f"(one per channel), got {value!r}") from None
 
     return Dataset(name=name, num_classes=int(num_classes), image_shape=tuple(image_shape),

@@ -48,6 +48,7 @@ import numpy as np
 from lightjax.data import augment as augment_lib
 from lightjax.data import images as image_lib
 from lightjax.data.source import ArraySource, Dataset, make_dataset
+from lightjax.errors import ValidationError
 
 STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -98,7 +99,7 @@ def _check_split(name: str, info, split: str) -> None:
     try:
         info.splits[split]
     except (KeyError, ValueError, AssertionError) as e:
-        raise ValueError(f"TFDS dataset {name!r} has no split {split!r} (splits: "
+        raise ValidationError(f"TFDS dataset {name!r} has no split {split!r} (splits: "
                          f"{', '.join(_split_names(info))}): {e}") from None
 
 
@@ -110,7 +111,7 @@ def _decode(data: bytes, channels: int) -> np.ndarray:
     try:
         return image_lib.decode(data, channels)
     except image_lib.DECODE_ERRORS as e:
-        raise ValueError(f"TFDS record holds an unreadable image ({len(data)} bytes): {e}"
+        raise ValidationError(f"TFDS record holds an unreadable image ({len(data)} bytes): {e}"
                          ) from None
 
 
@@ -142,7 +143,7 @@ class LazySource:
             imgs = list(pool.map(self._one, records, params))
         labels = np.asarray([r[self.label_key] for r in records], np.int32)
         if labels.size and labels.min() < 0:
-            raise ValueError(f"examples without a label ({labels.min()}) in this split; choose a "
+            raise ValidationError(f"examples without a label ({labels.min()}) in this split; choose a "
                              f"labelled split (train_split=/eval_split=)")
         return image_lib.to_float(np.stack(imgs)), labels
 
@@ -164,9 +165,9 @@ def _load_into_memory(records, n: int, image_key: str, label_key: str,
             labels[start:start + len(chunk)] = [r[label_key] for r in chunk]
             start += len(chunk)
     if start != n:
-        raise ValueError(f"expected {n} examples, read {start}")
+        raise ValidationError(f"expected {n} examples, read {start}")
     if n and labels.min() < 0:
-        raise ValueError(f"{int((labels < 0).sum())} of {n} examples have no label "
+        raise ValidationError(f"{int((labels < 0).sum())} of {n} examples have no label "
                          f"({labels.min()}); choose a labelled split (train_split=/eval_split=)")
     return ArraySource(images, labels)
 
@@ -211,7 +212,7 @@ def build(name: str, *, data_dir: str | None = None, resolution: int | None = No
         raise _unknown(name, data_dir, e) from None
     root = os.fspath(builder.data_dir_root)
     if not builder.is_prepared():
-        raise ValueError(f"TFDS dataset {name!r} is not prepared in {root} (looked for "
+        raise ValidationError(f"TFDS dataset {name!r} is not prepared in {root} (looked for "
                          f"{builder.data_dir}); nothing is downloaded automatically: "
                          f"{_prepare_hint(name, root)}")
     info = builder.info
@@ -224,12 +225,12 @@ def build(name: str, *, data_dir: str | None = None, resolution: int | None = No
     feat = {k: features[k] if k in features else None for k in (image_key, label_key)}
     if not isinstance(feat[image_key], tfds.features.Image) or not isinstance(
             feat[label_key], tfds.features.ClassLabel):
-        raise ValueError(f"TFDS dataset {name!r} is not an image-classification dataset: "
+        raise ValidationError(f"TFDS dataset {name!r} is not an image-classification dataset: "
                          f"need an Image feature {image_key!r} and a ClassLabel {label_key!r} "
                          f"(features: {', '.join(features.keys())})")
     image_feat = feat[image_key]
     if image_feat.np_dtype != np.uint8:
-        raise ValueError(f"TFDS dataset {name!r}: only uint8 images are supported, feature "
+        raise ValidationError(f"TFDS dataset {name!r}: only uint8 images are supported, feature "
                          f"{image_key!r} holds {np.dtype(image_feat.np_dtype).name}")
     h, w, c = image_feat.shape
     channels = 1 if c == 1 else 3
@@ -247,7 +248,7 @@ def build(name: str, *, data_dir: str | None = None, resolution: int | None = No
         eval_split = next((s for s in (EVAL_SPLIT.get(_base_name(name)), "test", "validation")
                            if s in available), None)
         if eval_split is None:
-            raise ValueError(f"TFDS dataset {name!r} has neither a 'test' nor a 'validation' "
+            raise ValidationError(f"TFDS dataset {name!r} has neither a 'test' nor a 'validation' "
                              f"split (splits: {', '.join(available)}); pass eval_split=")
     _check_split(name, info, train_split)
     _check_split(name, info, eval_split)
@@ -260,7 +261,7 @@ def build(name: str, *, data_dir: str | None = None, resolution: int | None = No
     if not random_access and not (in_memory and _has_tensorflow()):
         why = ("needs TensorFlow to read (not installed)" if in_memory else
                "has no random access, which a dataset this large (read per batch) needs")
-        raise ValueError(
+        raise ValidationError(
             f"TFDS dataset {name!r} in {builder.data_dir} is stored as {info.file_format}, which "
             f"{why}; convert it once with `tfds convert_format "
             f"--dataset_dir={root}/{_base_name(name)} --out_file_format=array_record` (needs "
@@ -280,7 +281,7 @@ def build(name: str, *, data_dir: str | None = None, resolution: int | None = No
             splits[key] = LazySource(records, image_key, label_key, size, channels,
                                      1.0 if fixed else image_lib.EVAL_CROP_FRACTION)
         if len(splits[key]) == 0:
-            raise ValueError(f"TFDS dataset {name!r}: split {split!r} is empty")
+            raise ValidationError(f"TFDS dataset {name!r}: split {split!r} is empty")
 
     base = _base_name(name)
     stat_mean, stat_std = STATS.get(base, (None, None)) if channels == 3 else (None, None)

@@ -30,6 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
+from lightjax.errors import InvalidTypeError, ValidationError
 
 Array = jax.Array
 Dtype = Any
@@ -175,7 +176,7 @@ def set_trainable_init(params: Any, value: ArrayLike) -> Any:
 
     out = jax.tree_util.tree_map_with_path(fill, params)
     if not found:
-        raise ValueError("activation_init is set but the model has no trainable activation "
+        raise ValidationError("activation_init is set but the model has no trainable activation "
                          f"parameters ({'/'.join(TRAINABLE_PARAMS)}); use a trainable activation "
                          "such as 'rrelu' or 'swish_trainable'")
     return out
@@ -202,9 +203,9 @@ def _stateless(fn: Callable[..., Array]) -> Factory:
 
 def _check_slope(slope: Any) -> float:
     if isinstance(slope, bool) or not isinstance(slope, (int, float)):
-        raise TypeError(f"negative_slope must be a real number, got {slope!r}")
+        raise InvalidTypeError(f"negative_slope must be a real number, got {slope!r}")
     if not math.isfinite(slope) or slope < 0:
-        raise ValueError(f"negative_slope must be finite and >= 0, got {slope!r}")
+        raise ValidationError(f"negative_slope must be finite and >= 0, got {slope!r}")
     return float(slope)
 
 
@@ -219,7 +220,7 @@ def _parse_leaky_slope(suffix: str) -> float:
             raise ValueError
         return _check_slope(float(suffix))
     except ValueError:
-        raise ValueError(
+        raise ValidationError(
             f"malformed activation name {_LEAKY_PREFIX + suffix!r}: expected "
             f"'{_LEAKY_PREFIX}<slope>' with a finite non-negative number, e.g. "
             f"'{_LEAKY_PREFIX}0.1'") from None
@@ -248,13 +249,13 @@ def names() -> tuple[str, ...]:
 def register(name: str, factory: Factory, *, overwrite: bool = False) -> None:
     """Register ``factory(name=None, **kwargs) -> nn.Module`` under ``name``."""
     if not isinstance(name, str):
-        raise TypeError(f"activation name must be a str, got {type(name).__name__}")
+        raise InvalidTypeError(f"activation name must be a str, got {type(name).__name__}")
     if not name:
-        raise ValueError("activation name must be non-empty")
+        raise ValidationError("activation name must be non-empty")
     if not callable(factory):
-        raise TypeError(f"factory for {name!r} must be callable, got {factory!r}")
+        raise InvalidTypeError(f"factory for {name!r} must be callable, got {factory!r}")
     if name in _REGISTRY and not overwrite:
-        raise ValueError(f"activation {name!r} is already registered "
+        raise ValidationError(f"activation {name!r} is already registered "
                          "(pass overwrite=True to replace it)")
     _REGISTRY[name] = factory
 
@@ -268,7 +269,7 @@ def create(name: str, /, **kwargs: Any) -> nn.Module:
     The returned module maps (..., C) -> (..., C), preserving dtype.
     """
     if not isinstance(name, str):
-        raise TypeError(
+        raise InvalidTypeError(
             f"activation must be given by name (str), got {type(name).__name__}")
     if name in _REGISTRY:
         return _REGISTRY[name](**kwargs)
@@ -276,4 +277,4 @@ def create(name: str, /, **kwargs: Any) -> nn.Module:
         slope = _parse_leaky_slope(name[len(_LEAKY_PREFIX):])
         return _leaky(negative_slope=slope, **kwargs)
     allowed = ", ".join(names()) + f", {_LEAKY_PREFIX}<slope>"
-    raise ValueError(f"unknown activation {name!r}; allowed names: {allowed}")
+    raise ValidationError(f"unknown activation {name!r}; allowed names: {allowed}")

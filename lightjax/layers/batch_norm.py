@@ -34,6 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+from lightjax.errors import ValidationError
 
 #: Input dtypes of the fast path (statistics in float32, as flax computes them for these).
 _FAST_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
@@ -49,7 +50,7 @@ def _activate(y: jax.Array, activation: str | None) -> jax.Array:
         return jax.nn.relu(y)
     if activation == "relu6":
         return jax.nn.relu6(y)
-    raise ValueError(f"activation {activation!r} cannot be fused into BatchNorm; allowed: "
+    raise ValidationError(f"activation {activation!r} cannot be fused into BatchNorm; allowed: "
                      f"None, {', '.join(FUSED_ACTIVATIONS)}")
 
 
@@ -137,7 +138,7 @@ class BatchNorm(nn.BatchNorm):
     @nn.compact
     def __call__(self, x, use_running_average: bool | None = None, *, mask=None):
         if self.activation is not None and self.activation not in FUSED_ACTIVATIONS:
-            raise ValueError(f"BatchNorm {self.name!r}: activation {self.activation!r} cannot be "
+            raise ValidationError(f"BatchNorm {self.name!r}: activation {self.activation!r} cannot be "
                              f"fused; allowed: None, {', '.join(FUSED_ACTIVATIONS)}")
         call_arg = use_running_average
         use_running_average = nn.merge_param(

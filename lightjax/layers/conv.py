@@ -32,6 +32,7 @@ from jax import lax
 from lightjax.layers import depthwise as dw
 from lightjax.layers import hooks
 from lightjax.layers.padding import check_padding, pad_amounts
+from lightjax.errors import ValidationError
 
 Initializer = Callable[..., jax.Array]
 
@@ -56,11 +57,11 @@ class _HookedLayer(nn.Module):
 
     def _check_input(self, x: jax.Array, rank: int) -> jax.Array:
         if x.ndim != rank:
-            raise ValueError(
+            raise ValidationError(
                 f"{type(self).__name__} {self.name!r} expects a rank-{rank} input "
                 f"({'NHWC' if rank == 4 else '(..., features)'}), got shape {x.shape}")
         if self.features <= 0:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: features must be positive, "
+            raise ValidationError(f"{type(self).__name__} {self.name!r}: features must be positive, "
                              f"got {self.features}")
         return hooks.apply(self.input_hook, self, x)
 
@@ -95,7 +96,7 @@ class _SpatialConv(_HookedLayer):
     def _check_geometry(self) -> None:
         check_padding(self.padding)
         if self.kernel_size < 1 or self.strides < 1:
-            raise ValueError(f"{type(self).__name__} {self.name!r}: kernel_size and strides must "
+            raise ValidationError(f"{type(self).__name__} {self.name!r}: kernel_size and strides must "
                              f"be >= 1, got {self.kernel_size}, {self.strides}")
 
 
@@ -156,7 +157,7 @@ class GroupConv(_SpatialConv):
         x = self._check_input(x, 4)
         g, cin, k = self.groups, x.shape[-1], self.kernel_size
         if g < 1 or cin % g or self.features % g:
-            raise ValueError(
+            raise ValidationError(
                 f"GroupConv {self.name!r}: groups={g} must divide input channels ({cin}) and "
                 f"output channels ({self.features})")
         kernel = self._kernel((k, k, cin // g, self.features))
@@ -186,7 +187,7 @@ class DepthwiseConv(_SpatialConv):
         self._check_geometry()
         x = self._check_input(x, 4)
         if x.shape[-1] != self.features:
-            raise ValueError(f"DepthwiseConv {self.name!r}: features ({self.features}) must equal "
+            raise ValidationError(f"DepthwiseConv {self.name!r}: features ({self.features}) must equal "
                              f"the input channels ({x.shape[-1]})")
         kernel = self._kernel((self.kernel_size, self.kernel_size, 1, self.features))
         x, kernel = self._promote(x, kernel)
@@ -203,7 +204,7 @@ class Dense(_HookedLayer):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         if x.ndim < 1:
-            raise ValueError(f"Dense {self.name!r} expects an input with a features axis")
+            raise ValidationError(f"Dense {self.name!r} expects an input with a features axis")
         x = hooks.apply(self.input_hook, self, x)
         kernel = self._kernel((x.shape[-1], self.features))
         x, kernel = self._promote(x, kernel)

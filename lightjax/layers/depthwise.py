@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from lightjax.layers.padding import output_size, pad_amounts
+from lightjax.errors import ValidationError
 
 IMPLEMENTATIONS = ("auto", "xla", "shifted")
 
@@ -32,7 +33,7 @@ IMPLEMENTATIONS = ("auto", "xla", "shifted")
 def check(impl: str) -> str:
     """``impl`` if it names an implementation, else ``ValueError`` (no backend is started)."""
     if impl not in IMPLEMENTATIONS:
-        raise ValueError(
+        raise ValidationError(
             f"unknown depthwise implementation {impl!r}; allowed: {', '.join(IMPLEMENTATIONS)}")
     return impl
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import jax
+from lightjax.errors import ValidationError
 
 Array = jax.Array
 KernelHook = Callable[[Any, Array], Array]
@@ -45,7 +46,7 @@ def apply(hook: KernelHook | None, layer: Any, value: Array) -> Array:
         return value
     out = hook(layer, value)
     if out.shape != value.shape:
-        raise ValueError(
+        raise ValidationError(
             f"hook {getattr(hook, '__name__', hook)!r} changed the shape of layer "
             f"{'/'.join(layer.path) if hasattr(layer, 'path') else layer.name} from "
             f"{value.shape} to {out.shape}; hooks must preserve shapes")

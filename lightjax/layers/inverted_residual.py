@@ -6,11 +6,12 @@ import jax
 
 from lightjax.layers.conv_bn import ConvBN
 from lightjax.layers.factory import LayerFactory
+from lightjax.errors import ValidationError
 
 
 def _check_positive_int(field: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"InvertedResidual: {field} must be a positive integer, got {value!r}")
+        raise ValidationError(f"InvertedResidual: {field} must be a positive integer, got {value!r}")
 
 
 class InvertedResidual(nn.Module):
@@ -60,7 +61,7 @@ class InvertedResidual(nn.Module):
         if self.residual is None:
             return possible
         if self.residual and not possible:
-            raise ValueError(
+            raise ValidationError(
                 f"InvertedResidual {self.name!r}: residual=True needs strides == 1 and input "
                 f"channels == features, got strides={self.strides}, input channels "
                 f"{in_channels}, features {self.features}")
@@ -69,11 +70,11 @@ class InvertedResidual(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         if x.ndim != 4:
-            raise ValueError(f"InvertedResidual {self.name!r}: expected NHWC input, got shape "
+            raise ValidationError(f"InvertedResidual {self.name!r}: expected NHWC input, got shape "
                              f"{tuple(x.shape)}")
         in_channels = x.shape[-1]
         if not self.expand and self.hidden != in_channels:
-            raise ValueError(
+            raise ValidationError(
                 f"InvertedResidual {self.name!r}: without an expand conv (expand=False) hidden "
                 f"({self.hidden}) must equal the input channels ({in_channels})")
         residual = self.has_residual(in_channels)

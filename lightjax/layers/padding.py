@@ -5,13 +5,14 @@ MAC counts use it); ``'same'`` is TensorFlow's SAME (asymmetric at stride 2: the
 goes to the bottom/right). Both give an output size of ``ceil(size / stride)`` for odd kernels.
 """
 from __future__ import annotations
+from lightjax.errors import ValidationError
 
 PADDINGS = ("symmetric", "same")
 
 
 def check_padding(padding: str) -> str:
     if padding not in PADDINGS:
-        raise ValueError(f"unknown padding {padding!r}; allowed: {', '.join(PADDINGS)}")
+        raise ValidationError(f"unknown padding {padding!r}; allowed: {', '.join(PADDINGS)}")
     return padding
 
 

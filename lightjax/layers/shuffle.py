@@ -23,13 +23,14 @@ import numpy as np
 from lightjax.layers.conv_bn import ConvBN
 from lightjax.layers.factory import LayerFactory
 from lightjax.layers.padding import check_padding, pad_amounts
+from lightjax.errors import ValidationError
 
 
 def _check_groups(groups: object, channels: int, what: str) -> None:
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{what}: groups must be a positive integer, got {groups!r}")
+        raise ValidationError(f"{what}: groups must be a positive integer, got {groups!r}")
     if channels % groups:
-        raise ValueError(f"{what}: {channels} channels cannot be split into {groups} equal "
+        raise ValidationError(f"{what}: {channels} channels cannot be split into {groups} equal "
                          f"groups (channels % groups must be 0)")
 
 
@@ -77,12 +78,12 @@ def avg_pool(x: jax.Array, kernel_size: int = 3, strides: int = 2,
 
 def _check_positive(unit: str, field: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{unit}: {field} must be a positive integer, got {value!r}")
+        raise ValidationError(f"{unit}: {field} must be a positive integer, got {value!r}")
 
 
 def _check_strides(unit: str, strides: object) -> None:
     if strides not in (1, 2) or isinstance(strides, bool):
-        raise ValueError(f"{unit}: strides must be 1 or 2, got {strides!r}")
+        raise ValidationError(f"{unit}: strides must be 1 or 2, got {strides!r}")
 
 
 class ShuffleV1Unit(nn.Module):
@@ -135,10 +136,10 @@ class ShuffleV1Unit(nn.Module):
         cin = x.shape[-1]
         out = self.branch_features(cin)
         if self.strides == 1 and self.features != cin:
-            raise ValueError(f"ShuffleV1Unit {self.name!r}: a stride-1 unit adds its input, so "
+            raise ValidationError(f"ShuffleV1Unit {self.name!r}: a stride-1 unit adds its input, so "
                              f"features ({self.features}) must equal the input channels ({cin})")
         if out <= 0:
-            raise ValueError(f"ShuffleV1Unit {self.name!r}: a stride-2 unit concatenates its "
+            raise ValidationError(f"ShuffleV1Unit {self.name!r}: a stride-2 unit concatenates its "
                              f"{cin} input channels, so features ({self.features}) must exceed "
                              f"them")
         g1 = self.groups if self.first_group_conv_grouped else 1
@@ -196,7 +197,7 @@ class ShuffleV2Unit(nn.Module):
             _check_positive("ShuffleV2Unit", "mid", self.mid)
         if self.branch1_features is not None:
             if self.strides == 1:
-                raise ValueError("ShuffleV2Unit: branch1_features applies to stride-2 units only "
+                raise ValidationError("ShuffleV2Unit: branch1_features applies to stride-2 units only "
                                  "(a stride-1 unit has no branch 1)")
             _check_positive("ShuffleV2Unit", "branch1_features", self.branch1_features)
         super().__post_init__()
@@ -211,11 +212,11 @@ class ShuffleV2Unit(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         cin = x.shape[-1]
         if self.strides == 1 and cin % 2:
-            raise ValueError(f"ShuffleV2Unit {self.name!r}: a stride-1 unit splits its input in "
+            raise ValidationError(f"ShuffleV2Unit {self.name!r}: a stride-1 unit splits its input in "
                              f"half, so the input channels ({cin}) must be even")
         total = self.out_channels(cin)
         if total % 2:
-            raise ValueError(f"ShuffleV2Unit {self.name!r}: the concatenated output ({total} "
+            raise ValidationError(f"ShuffleV2Unit {self.name!r}: the concatenated output ({total} "
                              f"channels) is shuffled with 2 groups, so it must be even")
         mid = self.mid or self.branch_features
         if self.strides == 1:

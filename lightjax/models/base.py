@@ -14,11 +14,12 @@ import jax
 
 from lightjax.layers import activations
 from lightjax.layers.factory import LayerFactory
+from lightjax.errors import InvalidTypeError, ValidationError
 
 
 def check_alpha(model: str, value: float, name: str = "alpha") -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{model}: {name} must be a positive number, got {value!r}")
+        raise ValidationError(f"{model}: {name} must be a positive number, got {value!r}")
 
 
 def check_widths(model: str, names: Sequence[str], widths: Sequence[int] | None,
@@ -28,31 +29,31 @@ def check_widths(model: str, names: Sequence[str], widths: Sequence[int] | None,
         out = tuple(int(w) for w in default)
         bad = [f"{n}={w}" for n, w in zip(names, out) if w <= 0]
         if bad:
-            raise ValueError(f"{model}: these hyper-parameters leave layers with no channels: "
+            raise ValidationError(f"{model}: these hyper-parameters leave layers with no channels: "
                              f"{', '.join(bad)}; use a larger width multiplier")
         return out
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
-        raise TypeError(f"{model}: widths must be a sequence of {len(names)} positive integers, "
+        raise InvalidTypeError(f"{model}: widths must be a sequence of {len(names)} positive integers, "
                         f"got {type(widths).__name__}")
     if len(widths) != len(names):
-        raise ValueError(f"{model}: widths has {len(widths)} entries but this model has "
+        raise ValidationError(f"{model}: widths has {len(widths)} entries but this model has "
                          f"{len(names)} prunable layers ({names[0]} ... {names[-1]})")
     for n, w in zip(names, widths):
         if isinstance(w, bool) or not isinstance(w, int) or w <= 0:
-            raise ValueError(f"{model}: widths must be positive integers; layer {n} got {w!r}")
+            raise ValidationError(f"{model}: widths must be positive integers; layer {n} got {w!r}")
     return tuple(widths)
 
 
 def check_images(model: str, x: jax.Array, input_channels: int) -> None:
     """Images must be NHWC with ``input_channels`` channels and a non-empty spatial extent."""
     if x.ndim != 4:
-        raise ValueError(f"{model}: expected images of shape (batch, height, width, "
+        raise ValidationError(f"{model}: expected images of shape (batch, height, width, "
                          f"{input_channels}) (NHWC), got shape {tuple(x.shape)}")
     if x.shape[-1] != input_channels:
-        raise ValueError(f"{model}: expected {input_channels} input channels (last axis, NHWC), "
+        raise ValidationError(f"{model}: expected {input_channels} input channels (last axis, NHWC), "
                          f"got shape {tuple(x.shape)}; set input_channels to match the data")
     if x.shape[1] < 1 or x.shape[2] < 1:
-        raise ValueError(f"{model}: image height and width must be >= 1, got shape "
+        raise ValidationError(f"{model}: image height and width must be >= 1, got shape "
                          f"{tuple(x.shape)}")
 
 
@@ -77,11 +78,11 @@ def check_common(model: str, num_classes: int, stem_stride: int,
     """Checks every classifier shares: class count, stem stride (1 or 2), activation name."""
     check_num_classes(model, num_classes)
     if isinstance(stem_stride, bool) or stem_stride not in (1, 2):
-        raise ValueError(f"{model}: stem_stride must be 1 or 2, got {stem_stride!r}")
+        raise ValidationError(f"{model}: stem_stride must be 1 or 2, got {stem_stride!r}")
     if activation is not None:
         activations.create(activation)  # unknown names fail here, before tracing
 
 
 def check_num_classes(model: str, num_classes: int) -> None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"{model}: num_classes must be a positive integer, got {num_classes!r}")
+        raise ValidationError(f"{model}: num_classes must be a positive integer, got {num_classes!r}")

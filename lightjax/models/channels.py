@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from lightjax.errors import ValidationError
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -32,13 +33,13 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     """
     if (isinstance(value, bool) or not isinstance(value, (int, float))
             or not math.isfinite(value) or value <= 0):
-        raise ValueError(f"make_divisible: value must be a finite number > 0, got {value!r}")
+        raise ValidationError(f"make_divisible: value must be a finite number > 0, got {value!r}")
     if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor < 1:
-        raise ValueError(f"make_divisible: divisor must be an integer >= 1, got {divisor!r}")
+        raise ValidationError(f"make_divisible: divisor must be an integer >= 1, got {divisor!r}")
     if min_value is None:
         min_value = divisor
     elif isinstance(min_value, bool) or not isinstance(min_value, int) or min_value < 1:
-        raise ValueError(f"make_divisible: min_value must be an integer >= 1, got {min_value!r}")
+        raise ValidationError(f"make_divisible: min_value must be an integer >= 1, got {min_value!r}")
     new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
     if new_value < 0.9 * value:  # never lose more than 10% of the channels
         new_value += divisor

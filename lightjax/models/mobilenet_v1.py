@@ -18,6 +18,7 @@ from lightjax.layers.factory import LayerFactory
 from lightjax.layers.separable import VARIANTS, SeparableUnit
 from lightjax.models import base
 from lightjax.models.registry import register
+from lightjax.errors import ValidationError
 
 NAME = "mobilenet_v1"
 STEM_CHANNELS = 32
@@ -61,7 +62,7 @@ class MobileNetV1(nn.Module):
         base.check_common(NAME, self.num_classes, self.stem_stride, self.activation)
         base.check_alpha(NAME, self.alpha)
         if self.variant not in VARIANTS:
-            raise ValueError(f"{NAME}: unknown variant {self.variant!r}; allowed: "
+            raise ValidationError(f"{NAME}: unknown variant {self.variant!r}; allowed: "
                              f"{', '.join(VARIANTS)}")
         self.resolved_widths()
         super().__post_init__()

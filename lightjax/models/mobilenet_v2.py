@@ -25,6 +25,7 @@ from lightjax.layers.inverted_residual import InvertedResidual
 from lightjax.models import base
 from lightjax.models.channels import make_divisible
 from lightjax.models.registry import register
+from lightjax.errors import ValidationError
 
 NAME = "mobilenet_v2"
 STEM_CHANNELS = 32
@@ -118,7 +119,7 @@ class MobileNetV2(nn.Module):
             out = widths[f"block{i}/project"]
             if residual and width != out:
                 prev = "stem" if i == 1 else f"block{i - 1}/project"
-                raise ValueError(
+                raise ValidationError(
                     f"{NAME}: block{i} has a residual add, so its input and output widths must "
                     f"be equal, but widths gives {prev}={width} and block{i}/project={out}")
             specs.append(dict(name=f"block{i}", in_channels=width, hidden=hidden, out=out,

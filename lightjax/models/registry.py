@@ -5,6 +5,7 @@ import dataclasses
 from typing import Any, Callable, TypeVar
 
 import flax.linen as nn
+from lightjax.errors import InvalidTypeError, ValidationError
 
 _MODELS: dict[str, type[nn.Module]] = {}
 M = TypeVar("M", bound=type[nn.Module])
@@ -14,7 +15,7 @@ def register(name: str) -> Callable[[M], M]:
     """Class decorator: make a model available as ``create(name, ...)``."""
     def wrap(cls: M) -> M:
         if name in _MODELS:
-            raise ValueError(f"model {name!r} is already registered")
+            raise ValidationError(f"model {name!r} is already registered")
         _MODELS[name] = cls
         return cls
     return wrap
@@ -26,9 +27,9 @@ def names() -> tuple[str, ...]:
 
 def get(name: str) -> type[nn.Module]:
     if not isinstance(name, str):
-        raise TypeError(f"model name must be a string, got {type(name).__name__}")
+        raise InvalidTypeError(f"model name must be a string, got {type(name).__name__}")
     if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(names())}")
+        raise ValidationError(f"unknown model {name!r}; available: {', '.join(names())}")
     return _MODELS[name]
 
 
@@ -44,7 +45,7 @@ def create(name: str, **kwargs: Any) -> nn.Module:
     allowed = hyperparameters(name)
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
-        raise TypeError(f"{name}: unknown argument(s) {', '.join(unknown)}; "
+        raise InvalidTypeError(f"{name}: unknown argument(s) {', '.join(unknown)}; "
                         f"allowed: {', '.join(allowed)}")
     if kwargs.get("widths") is not None and isinstance(kwargs["widths"], list):
         kwargs["widths"] = tuple(kwargs["widths"])

@@ -56,6 +56,7 @@ from lightjax.layers.shuffle import ShuffleV1Unit, max_pool
 from lightjax.models import base
 from lightjax.models.channels import make_divisible
 from lightjax.models.registry import register
+from lightjax.errors import ValidationError
 
 NAME = "shufflenet_v1"
 #: Stage-2 output channels at scale 1x by group count (paper Table 1); stages 3, 4 double.
@@ -106,7 +107,7 @@ class ShuffleNetV1(nn.Module):
     def __post_init__(self) -> None:
         base.check_common(NAME, self.num_classes, self.stem_stride, self.activation)
         if type(self.groups) is not int or self.groups not in GROUPS:
-            raise ValueError(f"{NAME}: groups must be one of {', '.join(map(str, GROUPS))}, "
+            raise ValidationError(f"{NAME}: groups must be one of {', '.join(map(str, GROUPS))}, "
                              f"got {self.groups!r}")
         base.check_alpha(NAME, self.scale, "scale")
         self.unit_specs()  # validates widths
@@ -127,7 +128,7 @@ class ShuffleNetV1(nn.Module):
         widths, cin = [stem], stem
         for out, repeats in zip(outs, REPEATS):
             if out <= cin:
-                raise ValueError(f"{NAME}: scale={self.scale} leaves stage outputs ({out}) no "
+                raise ValidationError(f"{NAME}: scale={self.scale} leaves stage outputs ({out}) no "
                                  f"wider than their inputs ({cin}); use a larger scale")
             widths += [out // 4, out - cin] + [out // 4] * (repeats - 1)
             cin = out
@@ -144,7 +145,7 @@ class ShuffleNetV1(nn.Module):
                        "gconv1": "the channel shuffle and the grouped gconv2 split it into "
                                  "groups",
                        "gconv2": "it is a grouped conv"}[name.rsplit("/", 1)[-1]]
-                raise ValueError(f"{NAME}: layer {name} has width {w}, which must be divisible "
+                raise ValidationError(f"{NAME}: layer {name} has width {w}, which must be divisible "
                                  f"by groups={g} ({why})")
         return widths
 

@@ -41,6 +41,7 @@ from lightjax.layers.factory import LayerFactory
 from lightjax.layers.shuffle import ShuffleV2Unit, max_pool
 from lightjax.models import base
 from lightjax.models.registry import register
+from lightjax.errors import ValidationError
 
 NAME = "shufflenet_v2"
 #: torchvision's stage_out_channels (stem, stage2, stage3, stage4, conv5) by scale.
@@ -78,7 +79,7 @@ class ShuffleNetV2(nn.Module):
         base.check_common(NAME, self.num_classes, self.stem_stride, self.activation)
         if (isinstance(self.scale, bool) or not isinstance(self.scale, (int, float))
                 or self.scale not in CHANNELS):
-            raise ValueError(f"{NAME}: unknown scale {self.scale!r}; allowed: "
+            raise ValidationError(f"{NAME}: unknown scale {self.scale!r}; allowed: "
                              f"{', '.join(map(str, SCALES))}")
         self.unit_specs()  # validates widths
         super().__post_init__()
@@ -122,7 +123,7 @@ class ShuffleNetV2(nn.Module):
                     out, rule = cin // 2 + b2, (f"half its input ({cin} // 2 = {cin // 2}) + "
                                                 f"{name}/branch2_pw2 ({b2})")
                 if out % 2:
-                    raise ValueError(f"{NAME}: unit {name} outputs {rule} = {out} channels, "
+                    raise ValidationError(f"{NAME}: unit {name} outputs {rule} = {out} channels, "
                                      f"which are channel-shuffled with 2 groups, so the total "
                                      f"must be even")
                 specs.append(dict(name=name, in_channels=cin, stride=2 if i == 1 else 1,

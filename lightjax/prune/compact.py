@@ -19,6 +19,7 @@ import numpy as np
 
 from lightjax.prune import masking
 from lightjax.prune.groups import ChannelGroups, widths_for
+from lightjax.errors import InvalidTypeError, ValidationError
 
 
 def kept_slots(groups: ChannelGroups, group_masks: masking.GroupMasks) -> np.ndarray:
@@ -41,13 +42,13 @@ def compact_widths(model: nn.Module, groups: ChannelGroups,
 
 def _check_model(model: nn.Module, groups: ChannelGroups) -> None:
     if type(model).__name__ != groups.model_name:
-        raise ValueError(f"these channel groups belong to a {groups.model_name}, not a "
+        raise ValidationError(f"these channel groups belong to a {groups.model_name}, not a "
                          f"{type(model).__name__}")
     if not hasattr(model, "resolved_widths"):
-        raise TypeError(f"{type(model).__name__} has no `widths`; compaction rebuilds the model "
+        raise InvalidTypeError(f"{type(model).__name__} has no `widths`; compaction rebuilds the model "
                         f"with explicit per-layer widths")
     if tuple(model.resolved_widths()) != groups.widths:
-        raise ValueError(f"the model's widths {model.resolved_widths()} differ from those the "
+        raise ValidationError(f"the model's widths {model.resolved_widths()} differ from those the "
                          f"groups were derived for {groups.widths}")
 
 
@@ -95,7 +96,7 @@ def compact(model: nn.Module, variables: Mapping[str, Any], groups: ChannelGroup
             continue
         for k, v in got.items():
             if k not in want[c] or tuple(want[c][k].shape) != tuple(v.shape):
-                raise ValueError(f"compaction mismatch at {c}/{k}: sliced {tuple(v.shape)}, the "
+                raise ValidationError(f"compaction mismatch at {c}/{k}: sliced {tuple(v.shape)}, the "
                                  f"compact model expects "
                                  f"{tuple(want[c][k].shape) if k in want[c] else 'nothing'}")
     return small, new_vars

@@ -20,6 +20,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+from lightjax.errors import ValidationError
 
 Criterion = Callable[[jax.Array], jax.Array]
 
@@ -27,7 +28,7 @@ Criterion = Callable[[jax.Array], jax.Array]
 def _filters(kernel: jax.Array) -> jax.Array:
     """(Cout, fan_in) float32 view of a kernel with output channels last."""
     if kernel.ndim < 1:
-        raise ValueError(f"kernel must have an output-channel axis, got shape {kernel.shape}")
+        raise ValidationError(f"kernel must have an output-channel axis, got shape {kernel.shape}")
     return jnp.moveaxis(kernel, -1, 0).reshape(kernel.shape[-1], -1).astype(jnp.float32)
 
 
@@ -52,7 +53,7 @@ def fpgm(kernel: jax.Array) -> jax.Array:
 
 def bn_gamma(scale: jax.Array) -> jax.Array:
     if scale.ndim != 1:
-        raise ValueError(f"bn_gamma takes the BN scale vector (C,), got shape {scale.shape}")
+        raise ValidationError(f"bn_gamma takes the BN scale vector (C,), got shape {scale.shape}")
     return jnp.abs(scale.astype(jnp.float32))
 
 
@@ -62,7 +63,7 @@ CRITERIA: dict[str, Criterion] = {"l0": l0, "l1": l1, "l2": l2, "fpgm": fpgm,
 
 def get(name: str) -> Criterion:
     if name not in CRITERIA:
-        raise ValueError(f"unknown pruning criterion {name!r}; allowed: {', '.join(CRITERIA)}")
+        raise ValidationError(f"unknown pruning criterion {name!r}; allowed: {', '.join(CRITERIA)}")
     return CRITERIA[name]
 
 
@@ -70,9 +71,9 @@ def kept_count(channels: int, ratio: float, round_to: int = 1) -> int:
     """Channels kept when pruning ``ratio`` of ``channels``, rounded up to a multiple of
     ``round_to`` (never more than ``channels``, at least one multiple)."""
     if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"pruning ratio must be in [0, 1), got {ratio!r}")
+        raise ValidationError(f"pruning ratio must be in [0, 1), got {ratio!r}")
     if round_to < 1:
-        raise ValueError(f"round_to must be >= 1, got {round_to!r}")
+        raise ValidationError(f"round_to must be >= 1, got {round_to!r}")
     keep = channels - int(ratio * channels)
     keep = -(-keep // round_to) * round_to
     return max(min(keep, channels), min(round_to, channels))
@@ -86,9 +87,9 @@ def select(scores: jax.Array, mask: jax.Array, keep: int) -> jax.Array:
     number of active channels keeps them all.
     """
     if scores.shape != mask.shape or scores.ndim != 1:
-        raise ValueError(f"scores {scores.shape} and mask {mask.shape} must be equal 1-D shapes")
+        raise ValidationError(f"scores {scores.shape} and mask {mask.shape} must be equal 1-D shapes")
     if keep < 1:
-        raise ValueError(f"pruning would leave the layer with {keep} channels; at least 1 must stay")
+        raise ValidationError(f"pruning would leave the layer with {keep} channels; at least 1 must stay")
     active = mask > 0
     ranked = jnp.where(active, scores.astype(jnp.float32), -jnp.inf)
     order = jnp.argsort(-ranked, stable=True)  # best first, pruned channels last

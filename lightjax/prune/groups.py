@@ -24,6 +24,7 @@ import flax.linen as nn
 import numpy as np
 
 from lightjax.prune import trace as trace_lib
+from lightjax.errors import ValidationError
 
 Array = Any
 
@@ -124,7 +125,7 @@ class ChannelGroups:
         try:
             return self[name]
         except KeyError:
-            raise ValueError(self._unknown(name)) from None
+            raise ValidationError(self._unknown(name)) from None
 
     def index(self, name: str) -> int:
         return self.names.index(self[name].name)
@@ -264,7 +265,7 @@ def derive(model: nn.Module, input_shape: Sequence[int] = (1, 8, 8, 3), *,
     known = {g["name"] for g in raw} | {n for g in raw for n in g["layers"]}
     for name in skip:
         if name not in known:
-            raise ValueError(f"skip: no prunable layer or group named {name!r}; known: "
+            raise ValidationError(f"skip: no prunable layer or group named {name!r}; known: "
                              f"{', '.join(sorted(g['name'] for g in raw if g['layers']))}")
         for g in raw:
             if name == g["name"] or name in g["layers"]:

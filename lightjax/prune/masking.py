@@ -26,6 +26,7 @@ import numpy as np
 
 from lightjax.layers import hooks
 from lightjax.prune.groups import ChannelGroups
+from lightjax.errors import InvalidTypeError, ValidationError
 
 GroupMasks = Mapping[str, Any]
 
@@ -51,7 +52,7 @@ def masked(model: nn.Module) -> nn.Module:
     """``model`` with :class:`MaskInputs` installed in its layer factory (idempotent)."""
     factory = getattr(model, "layers", None)
     if factory is None or not dataclasses.is_dataclass(factory):
-        raise TypeError(f"{type(model).__name__} has no `layers` LayerFactory field; build it "
+        raise InvalidTypeError(f"{type(model).__name__} has no `layers` LayerFactory field; build it "
                         f"with lightjax.layers.LayerFactory(input_hook=MaskInputs()) instead")
     if isinstance(factory.input_hook, MaskInputs):
         return model
@@ -71,27 +72,27 @@ def check(groups: ChannelGroups, group_masks: GroupMasks) -> None:
     """``ValueError`` unless ``group_masks`` fit ``groups``: same names and sizes, 0/1 values,
     fixed groups all ones, at least one channel kept in every group. Runs on concrete arrays."""
     if not isinstance(group_masks, Mapping):
-        raise TypeError(f"group masks must be a dict {{group name: 0/1 array}}, got "
+        raise InvalidTypeError(f"group masks must be a dict {{group name: 0/1 array}}, got "
                         f"{type(group_masks).__name__}")
     names = set(groups.names)
     unknown = sorted(set(group_masks) - names)
     missing = sorted(names - set(group_masks))
     if unknown or missing:
-        raise ValueError(f"masks do not fit this {groups.model_name} model (from another "
+        raise ValidationError(f"masks do not fit this {groups.model_name} model (from another "
                          f"architecture or configuration?): unknown groups {unknown[:5]}, missing "
                          f"groups {missing[:5]}")
     for g in groups.groups:
         m = np.asarray(group_masks[g.name])
         if m.shape != (g.size,):
-            raise ValueError(f"mask of group {g.name} has shape {m.shape}, expected ({g.size},) "
+            raise ValidationError(f"mask of group {g.name} has shape {m.shape}, expected ({g.size},) "
                              f"(masks from another architecture or width?)")
         if not np.all((m == 0) | (m == 1)):
-            raise ValueError(f"mask of group {g.name} must contain only 0 and 1")
+            raise ValidationError(f"mask of group {g.name} must contain only 0 and 1")
         if not m.any():
-            raise ValueError(f"mask of group {g.name} prunes all {g.size} channels; at least one "
+            raise ValidationError(f"mask of group {g.name} prunes all {g.size} channels; at least one "
                              f"must stay")
         if not g.prunable and not m.all():
-            raise ValueError(f"group {g.name} cannot be pruned ({g.reason}) but its mask prunes "
+            raise ValidationError(f"group {g.name} cannot be pruned ({g.reason}) but its mask prunes "
                              f"{int(g.size - m.sum())} channels")
 
 

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import jax
 import optax
+from lightjax.errors import ValidationError
 
 
 class MaskedState(NamedTuple):
@@ -31,7 +32,7 @@ def masked_updates(inner: optax.GradientTransformation) -> optax.GradientTransfo
 
     def update(updates, state, params=None, *, param_masks=None, **extra):
         if param_masks is None:
-            raise ValueError("masked_updates: pass param_masks=<pytree of 0/1 masks like params>")
+            raise ValidationError("masked_updates: pass param_masks=<pytree of 0/1 masks like params>")
         grads = _mask(updates, param_masks)
         new_updates, inner_state = inner.update(grads, state.inner, params)
         inner_state = optax.tree_map_params(

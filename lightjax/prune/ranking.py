@@ -24,6 +24,7 @@ import numpy as np
 
 from lightjax.prune import criteria
 from lightjax.prune.groups import ChannelGroups
+from lightjax.errors import ValidationError
 
 RANKINGS = ("local", "global")
 
@@ -41,7 +42,7 @@ def scores(groups: ChannelGroups, variables: Mapping[str, Any],
             sources = [(m, params[f"{m}/scale"]) for m, slots in groups.inputs.items()
                        if f"{m}/scale" in params and _in_group(slots, offset, g.size)]
             if not sources:
-                raise ValueError(f"bn_gamma: group {g.name} has no BatchNorm scale")
+                raise ValidationError(f"bn_gamma: group {g.name} has no BatchNorm scale")
             for module, scale in sources:
                 _scatter(total, groups.inputs[module], offset, g.size, np.asarray(fn(scale)))
         else:
@@ -75,7 +76,7 @@ def _ratio_for(name: str, layers: tuple[str, ...], ratio: float | Mapping[str, f
 
 def check_ratio(ratio: Any, what: str = "ratio") -> float:
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
-        raise ValueError(f"{what} must be a number in [0, 1), got {ratio!r}")
+        raise ValidationError(f"{what} must be a number in [0, 1), got {ratio!r}")
     return float(ratio)
 
 
@@ -90,7 +91,7 @@ def _check_names(groups: ChannelGroups, names: Any) -> None:
             continue
         g = groups.check_name(name)
         if not g.prunable:
-            raise ValueError(f"group {g.name} cannot be pruned: {g.reason}")
+            raise ValidationError(f"group {g.name} cannot be pruned: {g.reason}")
 
 
 def select(groups: ChannelGroups, group_masks: Mapping[str, Any], group_scores: Mapping[str, Any],
@@ -105,12 +106,12 @@ def select(groups: ChannelGroups, group_masks: Mapping[str, Any], group_scores: 
     stays.
     """
     if ranking not in RANKINGS:
-        raise ValueError(f"unknown ranking {ranking!r}; allowed: {', '.join(RANKINGS)}")
+        raise ValidationError(f"unknown ranking {ranking!r}; allowed: {', '.join(RANKINGS)}")
     if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
-        raise ValueError(f"round_to must be a positive integer, got {round_to!r}")
+        raise ValidationError(f"round_to must be a positive integer, got {round_to!r}")
     if isinstance(ratio, Mapping):
         if ranking == "global":
-            raise ValueError("per-group ratios need ranking='local'")
+            raise ValidationError("per-group ratios need ranking='local'")
         _check_names(groups, ratio)
         for k, v in ratio.items():
             check_ratio(v, f"ratio of {k}")

@@ -19,6 +19,7 @@ import copy
 from typing import Any, Callable
 
 from lightjax.prune import ranking
+from lightjax.errors import ValidationError
 
 METHODS = ("oneshot", "iterative", "gradual", "pointwise")
 
@@ -59,7 +60,7 @@ def iterative(session, ratio: float, rounds: int = 3, criterion: str = "l1",
               epochs: float = 1.0, lr_scale: float = 0.1, bn_batches: int = 10,
               log: Callable = print) -> list[dict]:
     if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
+        raise ValidationError(f"rounds must be >= 1, got {rounds}")
     rows = []
     for i in range(1, rounds + 1):
         session.prune(ratio * i / rounds, criterion, ranking_mode, round_to, max_ratio)
@@ -76,9 +77,9 @@ def gradual(session, ratio: float, criterion: str = "l1", ranking_mode: str = "l
             log: Callable = print) -> list[dict]:
     """The ramp covers the first ``ramp`` fraction of the ``epochs`` of fine-tuning."""
     if frequency < 1:
-        raise ValueError(f"frequency must be >= 1 steps, got {frequency}")
+        raise ValidationError(f"frequency must be >= 1 steps, got {frequency}")
     if not 0 < ramp <= 1:
-        raise ValueError(f"ramp must be in (0, 1], got {ramp}")
+        raise ValidationError(f"ramp must be in (0, 1], got {ramp}")
     steps = int(round(epochs * session.setup.steps_per_epoch))
     end = max(1, int(steps * ramp))
     rows: list[dict] = []
@@ -102,7 +103,7 @@ def pointwise(session, tolerance: float = 1.0, max_n: int = 10, epochs: float = 
     groups = [g for g in session.groups.prunable
               if all(session.groups.kinds[p] == "pointwise" for p in g.producers)]
     if not groups:
-        raise ValueError("the pointwise procedure needs prunable pointwise convolutions")
+        raise ValidationError("the pointwise procedure needs prunable pointwise convolutions")
     baseline = session.evaluate()["top1"]
     rows = [{"layer": None, "removed": 0, "accepted": True, **_row(session, stage="baseline")}]
     log(rows[-1])

@@ -14,6 +14,7 @@ import os
 from typing import Any, Sequence
 
 from lightjax.prune import ranking
+from lightjax.errors import ValidationError
 
 DEFAULT_RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 FIELDS = ("group", "ratio", "kept", "top1", "top5", "loss", "top1_drop")
@@ -29,7 +30,7 @@ def analyze(session, ratios: Sequence[float] = DEFAULT_RATIOS, criterion: str = 
         [g.name for g in session.groups.prunable]
     for n in names:
         if not session.groups[n].prunable:
-            raise ValueError(f"group {n} cannot be pruned: {session.groups[n].reason}")
+            raise ValidationError(f"group {n} cannot be pruned: {session.groups[n].reason}")
     start_state, start_masks = session.state, session.masks
     base = session.evaluate(split)
     rows = [dict(group="(none)", ratio=0.0, kept=None, top1=base["top1"], top5=base["top5"],
@@ -56,7 +57,7 @@ def choose_ratios(rows: Sequence[dict[str, Any]], tolerance: float,
     """Per group, the largest ratio (<= ``cap``) whose top-1 drop is <= ``tolerance`` (a fraction,
     e.g. 0.01 = 1 point) at that ratio *and every smaller one*; 0.0 when none qualifies."""
     if tolerance < 0:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        raise ValidationError(f"tolerance must be >= 0, got {tolerance}")
     ranking.check_ratio(cap, "cap")
     by_group: dict[str, list[dict]] = {}
     for row in rows:
@@ -139,7 +140,7 @@ def load(source: str | os.PathLike) -> list[dict[str, Any]]:
     if os.path.isdir(path):
         path = os.path.join(path, "sensitivity.json")
     if not os.path.isfile(path):
-        raise ValueError(f"no sensitivity results at {path}: run `lightjax sensitivity --workdir "
+        raise ValidationError(f"no sensitivity results at {path}: run `lightjax sensitivity --workdir "
                          f"RUN` and pass RUN/sensitivity")
     with open(path, newline="") as f:
         if path.endswith(".csv"):
@@ -148,5 +149,5 @@ def load(source: str | os.PathLike) -> list[dict[str, Any]]:
         else:
             rows = json.load(f)
     if not rows:
-        raise ValueError(f"{path} holds no sensitivity rows")
+        raise ValidationError(f"{path} holds no sensitivity rows")
     return rows

@@ -28,6 +28,7 @@ from lightjax.prune import masking, optim, ranking
 from lightjax.train import checkpoint, optimizer
 from lightjax.train import run as run_lib
 from lightjax.train import step as step_lib
+from lightjax.errors import ValidationError
 
 
 class Diverged(RuntimeError):
@@ -60,12 +61,12 @@ class PruningSession:
              split_check: str | None = None) -> "PruningSession":
         cfg, setup, state = run_lib.load_run(workdir)
         if not hasattr(setup.model, "prunable_layers"):
-            raise ValueError(f"{type(setup.model).__name__} lists no prunable layers")
+            raise ValidationError(f"{type(setup.model).__name__} lists no prunable layers")
         channels = setup.dataset.image_shape[-1]
         groups = groups_lib.derive(setup.model, (1, 8, 8, channels), skip=skip,
                                    skip_first=skip_first)
         if not groups.prunable:
-            raise ValueError(f"{type(setup.model).__name__}: no channel group can be pruned:\n"
+            raise ValidationError(f"{type(setup.model).__name__}: no channel group can be pruned:\n"
                              + groups.describe())
         state = state.replace(masks=jax.tree.map(jnp.asarray, groups.ones()))
         return cls(cfg, setup, groups, masking.masked(setup.model), state)
@@ -205,7 +206,7 @@ def save_compact(session: PruningSession, out: str, summary: Mapping[str, Any],
     an orbax checkpoint, ``summary.json`` and ``prune.json``. ``out`` must not exist or be
     empty."""
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-        raise ValueError(f"{out} already exists and is not empty; choose a new --out directory")
+        raise ValidationError(f"{out} already exists and is not empty; choose a new --out directory")
     small, variables = session.compact()
     cfg = copy.deepcopy(session.cfg)
     cfg.model.widths = tuple(int(w) for w in small.widths)

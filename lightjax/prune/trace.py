@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lightjax.layers import conv as conv_lib
+from lightjax.errors import ValidationError
 
 LAYER_TYPES = (conv_lib.Conv, conv_lib.PointwiseConv, conv_lib.GroupConv,
                conv_lib.DepthwiseConv, conv_lib.Dense)
@@ -152,7 +153,7 @@ def trace_channels(model: nn.Module, input_shape: Sequence[int], chunk: int = 51
     with nn.intercept_methods(count_layers):
         jax.eval_shape(lambda: model.apply(variables, x, **call_kwargs))
     if not layers:
-        raise ValueError(f"{type(model).__name__} has no lightjax convolution or dense layers to "
+        raise ValidationError(f"{type(model).__name__} has no lightjax convolution or dense layers to "
                          f"trace; build it from lightjax.layers")
     num_ids = layers[-1].first_id + layers[-1].out_channels
     first_ids = {rec.path: rec.first_id for rec in layers}

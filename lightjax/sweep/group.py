@@ -34,6 +34,7 @@ from lightjax.sweep import pruning
 from lightjax.train import checkpoint, optimizer
 from lightjax.train import run as run_lib
 from lightjax.train import step as step_lib
+from lightjax.errors import ValidationError
 
 
 def activation_inits(cfgs: Sequence[ml_collections.ConfigDict]) -> np.ndarray | None:
@@ -42,7 +43,7 @@ def activation_inits(cfgs: Sequence[ml_collections.ConfigDict]) -> np.ndarray | 
     if all(v is None for v in values):
         return None
     if any(v is None for v in values):
-        raise ValueError("train.activation_init is set for some members of a group and not for "
+        raise ValidationError("train.activation_init is set for some members of a group and not for "
                          "others; give every member a value (or none)")
     return np.asarray(values, np.float32)
 
@@ -76,6 +77,8 @@ class GroupTrainer:
             self.mesh, P("data") if self.shared_data else P("sweep", "data"))
         self.eval_sharding = NamedSharding(self.mesh, P("data"))
         self.replicated = NamedSharding(self.mesh, P())
+        # one compiled copy of any member-stacked tree onto every device, for host reads
+        self._replicate = jax.jit(lambda tree: tree, out_shardings=self.replicated)
         self._install_fn = None
         base = step_lib.make_train_step(self.model, self.tx, self.setup.dataset.num_classes,
                                         float(t.get("label_smoothing", 0.0)), groups)
@@ -122,10 +125,13 @@ class GroupTrainer:
         return init(mesh_lib.replicated(self.mesh, self.seeds),
                     mesh_lib.replicated(self.mesh, np.asarray(self._inits_or_zeros())))
 
+    def host(self, tree: Any) -> Any:
+        """A member-stacked tree (e.g. the state) as host numpy arrays, on every process."""
+        return jax.device_get(self._replicate(tree))
+
     def member(self, state: step_lib.TrainState, m: int) -> step_lib.TrainState:
         """Member ``m``'s state as host numpy arrays (on every process)."""
-        take = jax.jit(lambda s: jax.tree.map(lambda a: a[m], s), out_shardings=self.replicated)
-        return jax.device_get(take(state))
+        return jax.tree.map(lambda a: a[m], self.host(state))
 
     # --- data ---------------------------------------------------------------------------------
     def _global(self, local: dict[str, np.ndarray], sharding: NamedSharding,
@@ -185,7 +191,7 @@ class GroupTrainer:
         hyper = {k: mesh_lib.per_member(self.mesh, v) for k, v in self.hyper.items()}
         diverged = np.zeros(self.size, bool)
         t0 = time.time()
-        step = int(np.asarray(jax.device_get(self._step(state))))
+        step = int(self.host(state.step)[0])
         try:
             while step < stop:
                 epoch, offset = divmod(step, spe)
@@ -213,20 +219,14 @@ class GroupTrainer:
         if step < total:
             return {"finished": False, "steps": step, "seconds": seconds}
         metrics = self.evaluate(state)
+        stacked = None if self.pruning is None else self.host(state)
         for m, row in enumerate(metrics):
             row["status"] = "diverged" if diverged[m] or not math.isfinite(row["loss"]) \
                 else "finished"
-            if self.pruning is not None:
-                row.update(self.pruning.summary(self.member(state, m)))
+            if stacked is not None:
+                row.update(self.pruning.summary(jax.tree.map(lambda a: a[m], stacked)))
         return {"finished": True, "steps": step, "seconds": seconds, "members": metrics,
                 "state": state}
-
-    def _step(self, state: step_lib.TrainState) -> jax.Array:
-        return jax.jit(lambda s: s.step[0], out_shardings=self.replicated)(state)
-
-    def _gather(self, tree: Any) -> Any:
-        """``tree`` (member axis first) replicated on every device, for host reads."""
-        return jax.jit(lambda t: t, out_shardings=self.replicated)(tree)
 
     def _install_masks(self, state: step_lib.TrainState,
                        masks: dict[str, np.ndarray]) -> step_lib.TrainState:

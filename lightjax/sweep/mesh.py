@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from lightjax.errors import ValidationError
 
 AXES = ("sweep", "data")
 
@@ -27,7 +28,7 @@ def member_mesh(members: int, batch_size: int,
     sweep = math.gcd(members, devices.size)
     data = devices.size // sweep
     if batch_size % data:
-        raise ValueError(f"train.batch_size={batch_size} must be divisible by the {data} devices "
+        raise ValidationError(f"train.batch_size={batch_size} must be divisible by the {data} devices "
                          f"of the mesh's data axis ({devices.size} devices, {members} members)")
     return Mesh(devices.reshape(sweep, data), AXES)
 
@@ -47,7 +48,7 @@ def row_partition(rows: slice, total: int) -> tuple[int, int]:
     rows ``rows`` of a global batch of ``total`` rows."""
     size = rows.stop - rows.start
     if total % size or rows.start % size:
-        raise ValueError(f"rows {rows.start}:{rows.stop} of {total} are not an equal partition")
+        raise ValidationError(f"rows {rows.start}:{rows.stop} of {total} are not an equal partition")
     return rows.start // size, total // size
 
 

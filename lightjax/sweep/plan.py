@@ -18,6 +18,7 @@ import ml_collections
 
 from lightjax.sweep import pruning
 from lightjax.sweep.spec import Sweep
+from lightjax.errors import ValidationError
 
 #: Config fields that may differ between the members of one vmapped group.
 TRACED = ("train.seed", "train.lr", "train.weight_decay", "train.activation_init",
@@ -51,7 +52,7 @@ def plan(sweep: Sweep, max_members: int | None = None,
          configs: Sequence[ml_collections.ConfigDict] | None = None) -> list[Group]:
     """Groups of members, in order of first appearance."""
     if max_members is not None and (isinstance(max_members, bool) or max_members < 1):
-        raise ValueError(f"max members per step must be >= 1, got {max_members}")
+        raise ValidationError(f"max members per step must be >= 1, got {max_members}")
     configs = configs if configs is not None else sweep.configs()
     by_static: dict[str, list[int]] = {}
     for i, cfg in enumerate(configs):

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from lightjax.sweep import table
+from lightjax.errors import ValidationError
 
 ALPHA = "model.alpha"
 RESOLUTION = "data.resolution"
@@ -43,7 +44,7 @@ def _points(rows: Sequence[table.Row], what: str) -> list[table.Row]:
     """Seed-averaged configs with at least one finished member; ``ValueError`` when none."""
     points = [p for p in table.average_seeds(rows) if p["n"]]
     if not points:
-        raise ValueError(f"{what}: no finished members to plot ({len(rows)} rows)")
+        raise ValidationError(f"{what}: no finished members to plot ({len(rows)} rows)")
     return points
 
 
@@ -59,7 +60,7 @@ def alpha_rho_tradeoff(rows: Sequence[table.Row], path: str | os.PathLike | None
     others = sorted(k for k in {k for p in points for k in p["config"]} - {ALPHA, RESOLUTION}
                     if len({str(p["config"].get(k)) for p in points}) > 1)
     if others:
-        raise ValueError(f"alpha_rho_tradeoff: the rows also differ on {', '.join(others)}; "
+        raise ValidationError(f"alpha_rho_tradeoff: the rows also differ on {', '.join(others)}; "
                          f"plot one value of each at a time")
     alphas = table.axis_values([{"config": p["config"]} for p in points], ALPHA)
     rhos = table.axis_values([{"config": p["config"]} for p in points], RESOLUTION)

@@ -33,6 +33,7 @@ from lightjax.prune import masking, schedules
 from lightjax.train import config as config_lib
 from lightjax.train import run as run_lib
 from lightjax.train import step as step_lib
+from lightjax.errors import ValidationError
 
 #: Fields of the ``prune`` section that may differ between members of one group.
 TRACED = ("ratio", "criterion", "ranking", "max_ratio", "round_to", "ramp_epochs", "frequency")
@@ -62,12 +63,12 @@ class Settings:
         ratio = ranking.check_ratio(p.ratio, "prune.ratio")
         criteria.get(p.criterion)  # unknown names raise with the allowed list
         if p.ranking not in ranking.RANKINGS:
-            raise ValueError(f"unknown prune.ranking {p.ranking!r}; allowed: "
+            raise ValidationError(f"unknown prune.ranking {p.ranking!r}; allowed: "
                              f"{', '.join(ranking.RANKINGS)}")
         if not p.ramp_epochs >= 0:
-            raise ValueError(f"prune.ramp_epochs must be >= 0, got {p.ramp_epochs!r}")
+            raise ValidationError(f"prune.ramp_epochs must be >= 0, got {p.ramp_epochs!r}")
         if isinstance(p.frequency, bool) or not isinstance(p.frequency, int) or p.frequency < 1:
-            raise ValueError(f"prune.frequency must be an integer >= 1 (steps), got "
+            raise ValidationError(f"prune.frequency must be an integer >= 1 (steps), got "
                              f"{p.frequency!r}")
         return cls(ratio, p.criterion, p.ranking, float(p.max_ratio), int(p.round_to),
                    int(round(p.ramp_epochs * steps_per_epoch)), p.frequency)
@@ -93,13 +94,13 @@ def check(cfg: ml_collections.ConfigDict, steps_per_epoch: int = 1) -> Settings 
     if p.init_from is not None:
         path = os.path.join(p.init_from, "config.json")
         if not os.path.isfile(path):
-            raise ValueError(f"prune.init_from={p.init_from} holds no lightjax run "
+            raise ValidationError(f"prune.init_from={p.init_from} holds no lightjax run "
                              f"(no config.json)")
         with open(path) as f:
             run_cfg = config_lib.from_json(f.read())
         for name in ("model", "data"):
             if run_cfg[name].to_dict() != cfg[name].to_dict():
-                raise ValueError(f"prune.init_from={p.init_from}: that run's {name} section "
+                raise ValidationError(f"prune.init_from={p.init_from}: that run's {name} section "
                                  f"{run_cfg[name].to_dict()} differs from the sweep member's "
                                  f"{cfg[name].to_dict()}; use the run's directory as the sweep "
                                  f"base")
@@ -133,10 +134,10 @@ class MemberPruning:
         settings = tuple(check(c, setup.steps_per_epoch) or Settings.from_config(
             section(), setup.steps_per_epoch) for c in cfgs)
         if not hasattr(setup.model, "prunable_layers"):
-            raise ValueError(f"{type(setup.model).__name__} lists no prunable layers")
+            raise ValidationError(f"{type(setup.model).__name__} lists no prunable layers")
         groups = groups_lib.derive(setup.model, (1, 8, 8, setup.dataset.image_shape[-1]))
         if not groups.prunable:
-            raise ValueError(f"{type(setup.model).__name__}: no channel group can be pruned:\n"
+            raise ValidationError(f"{type(setup.model).__name__}: no channel group can be pruned:\n"
                              + groups.describe())
         start = None
         if sections[0] is not None and sections[0].init_from is not None:
@@ -160,16 +161,16 @@ class MemberPruning:
         targets = [s.target(step) for s in self.settings]
         if all(t is None for t in targets):
             return state
-        stacked = {k: np.array(v) for k, v in jax.device_get(
-            trainer._gather(state.masks)).items()}
+        host = trainer.host({"params": state.params, "batch_stats": state.batch_stats,
+                             "masks": state.masks})  # one read for every member
+        stacked = {k: np.array(v) for k, v in host["masks"].items()}
         for m, (target, s) in enumerate(zip(targets, self.settings)):
             if target is None:
                 continue
-            member = trainer.member(state, m)
             current = {k: v[m] for k, v in stacked.items()}
-            scores = ranking.scores(self.groups, {"params": member.params,
-                                                  "batch_stats": member.batch_stats},
-                                    s.criterion)
+            variables = jax.tree.map(lambda a: a[m], {"params": host["params"],
+                                                      "batch_stats": host["batch_stats"]})
+            scores = ranking.scores(self.groups, variables, s.criterion)
             new = ranking.select(self.groups, current, scores, target, s.ranking, s.round_to,
                                  s.max_ratio)
             for k in stacked:

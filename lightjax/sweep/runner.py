@@ -22,15 +22,12 @@ import numpy as np
 
 from lightjax import cost
 from lightjax.sweep import plan as plan_lib
+from lightjax.sweep import table
 from lightjax.sweep.group import GroupTrainer
 from lightjax.sweep.spec import Sweep
 from lightjax.train import run as run_lib
 from lightjax.train import step as step_lib
 from lightjax.train import workdir as workdir_lib
-
-COLUMNS = ("member", "status", "top1", "top5", "loss", "params", "macs", "latency_ms",
-           "seconds")
-
 
 def _prepare(sweep: Sweep, workdir: str) -> None:
     workdir_lib.claim(workdir, "sweep.json", sweep.to_json(), "sweep",
@@ -39,15 +36,11 @@ def _prepare(sweep: Sweep, workdir: str) -> None:
 
 
 def finished_rows(workdir: str) -> dict[int, dict[str, Any]]:
-    rows = {}
+    """``{member: row}`` of ``results.jsonl`` (empty before the first group finishes)."""
     path = os.path.join(workdir, "results.jsonl")
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                if line.strip():
-                    row = json.loads(line)
-                    rows[row["member"]] = row
-    return rows
+    if not os.path.exists(path):
+        return {}
+    return {row["member"]: row for row in table.load_rows(path)}
 
 
 def _latency_ms(trainer: GroupTrainer, state: Any, repeats: int = 10) -> float:

@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import ml_collections
 
 from lightjax.train import config as config_lib
+from lightjax.errors import ValidationError
 
 Member = dict[str, Any]
 
@@ -33,7 +34,7 @@ def zip_axes(axes: Mapping[str, Sequence[Any]]) -> list[Member]:
     """Members pairing the i-th values of every axis (all axes equally long)."""
     lengths = {k: len(v) for k, v in axes.items()}
     if len(set(lengths.values())) > 1:
-        raise ValueError(f"zip_axes: axes have different lengths {lengths}")
+        raise ValidationError(f"zip_axes: axes have different lengths {lengths}")
     return [dict(zip(axes, values)) for values in zip(*axes.values())]
 
 
@@ -105,20 +106,20 @@ def load(spec: str) -> Sweep:
             os.path.abspath(__file__)))), "sweeps", f"{path}.py")
         path = repo
     if not os.path.isfile(path):
-        raise ValueError(f"sweep file {path} does not exist")
+        raise ValidationError(f"sweep file {path} does not exist")
     module_spec = importlib.util.spec_from_file_location("lightjax_user_sweep", path)
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
     except Exception as err:
-        raise ValueError(f"sweep {path} could not be loaded: {type(err).__name__}: {err}") from None
+        raise ValidationError(f"sweep {path} could not be loaded: {type(err).__name__}: {err}") from None
     if not hasattr(module, "get_sweep"):
-        raise ValueError(f"sweep {path} defines no get_sweep(arg) function returning a Sweep")
+        raise ValidationError(f"sweep {path} defines no get_sweep(arg) function returning a Sweep")
     sweep = module.get_sweep(arg or None)
     if not isinstance(sweep, Sweep):
-        raise ValueError(f"sweep {path}: get_sweep must return a lightjax.sweep.Sweep, got "
+        raise ValidationError(f"sweep {path}: get_sweep must return a lightjax.sweep.Sweep, got "
                          f"{type(sweep).__name__}")
     if not sweep.members:
-        raise ValueError(f"sweep {path} defines an empty grid (no members)")
+        raise ValidationError(f"sweep {path} defines an empty grid (no members)")
     sweep.configs()  # every axis must be a config field
     return sweep

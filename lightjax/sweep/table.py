@@ -13,6 +13,7 @@ import os
 from typing import Any, Hashable, Sequence
 
 import numpy as np
+from lightjax.errors import ValidationError
 
 Row = dict[str, Any]
 SEED = "train.seed"
@@ -25,7 +26,7 @@ def load_rows(source: str | os.PathLike) -> list[Row]:
     if os.path.isdir(path):
         path = os.path.join(path, "results.jsonl")
     if not os.path.isfile(path):
-        raise ValueError(f"no sweep results at {path}: run `lightjax sweep SWEEP.py --workdir DIR` "
+        raise ValidationError(f"no sweep results at {path}: run `lightjax sweep SWEEP.py --workdir DIR` "
                          f"and pass DIR (or DIR/results.jsonl)")
     rows = []
     with open(path) as f:
@@ -35,12 +36,12 @@ def load_rows(source: str | os.PathLike) -> list[Row]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number} is not a JSON row: {err}") from None
+                raise ValidationError(f"{path}:{number} is not a JSON row: {err}") from None
             if not isinstance(row, dict) or "config" not in row or "top1" not in row:
-                raise ValueError(f"{path}:{number} is not a sweep results row (needs config, top1)")
+                raise ValidationError(f"{path}:{number} is not a sweep results row (needs config, top1)")
             rows.append(row)
     if not rows:
-        raise ValueError(f"{path} holds no results yet (no member has finished)")
+        raise ValidationError(f"{path} holds no results yet (no member has finished)")
     return sorted(rows, key=lambda r: r.get("member", 0))
 
 

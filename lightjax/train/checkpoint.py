@@ -11,6 +11,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from lightjax.errors import ValidationError
 
 
 class Checkpoints:
@@ -33,19 +34,19 @@ class Checkpoints:
         """Restore into the structure/shapes of ``like`` (a state or its abstract version)."""
         step = self.latest_step() if step is None else step
         if step is None:
-            raise ValueError(f"no checkpoint in {self.directory}")
+            raise ValidationError(f"no checkpoint in {self.directory}")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         try:
             return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except ValueError as err:
             if "not compatible with the stored shape" in str(err) or "tree structure" in str(err):
-                raise ValueError(
+                raise ValidationError(
                     f"checkpoint {self.directory}/{step} does not fit this model (saved from a "
                     f"different architecture or widths): {str(err).splitlines()[0]}") from None
-            raise ValueError(f"checkpoint {self.directory}/{step} could not be read: "
+            raise ValidationError(f"checkpoint {self.directory}/{step} could not be read: "
                              f"{str(err).splitlines()[0]}") from None
         except (OSError, KeyError, TypeError) as err:  # missing/corrupted files or metadata
-            raise ValueError(f"checkpoint {self.directory}/{step} is damaged or incomplete "
+            raise ValidationError(f"checkpoint {self.directory}/{step} is damaged or incomplete "
                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
                              ) from None
 

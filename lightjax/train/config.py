@@ -14,6 +14,7 @@ import os
 from typing import Any, Sequence
 
 import ml_collections
+from lightjax.errors import ValidationError
 
 DEFAULT = "digits"
 _REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -30,7 +31,7 @@ def resolve_path(spec: str) -> tuple[str, str | None]:
                 path = candidate
                 break
     if not os.path.isfile(path):
-        raise ValueError(f"config {spec!r} not found (expected a configs/*.py file or a name in "
+        raise ValidationError(f"config {spec!r} not found (expected a configs/*.py file or a name in "
                          f"{_REPO_CONFIGS})")
     return path, (arg or None)
 
@@ -42,12 +43,12 @@ def load(spec: str | None = None) -> ml_collections.ConfigDict:
     try:
         module_spec.loader.exec_module(module)
     except Exception as err:  # a broken user file: report it in one line
-        raise ValueError(f"config {path} could not be loaded: {type(err).__name__}: {err}") from None
+        raise ValidationError(f"config {path} could not be loaded: {type(err).__name__}: {err}") from None
     if not hasattr(module, "get_config"):
-        raise ValueError(f"config {path} defines no get_config(arg) function")
+        raise ValidationError(f"config {path} defines no get_config(arg) function")
     cfg = module.get_config(arg) if arg is not None else module.get_config()
     if not isinstance(cfg, ml_collections.ConfigDict):
-        raise ValueError(f"config {path}: get_config must return an ml_collections.ConfigDict")
+        raise ValidationError(f"config {path}: get_config must return an ml_collections.ConfigDict")
     return cfg
 
 
@@ -64,12 +65,12 @@ def override(cfg: ml_collections.ConfigDict, args: Sequence[str]) -> ml_collecti
     while items:
         item = items.pop(0)
         if not item.startswith("--config."):
-            raise ValueError(f"unrecognized argument {item!r} (overrides look like "
+            raise ValidationError(f"unrecognized argument {item!r} (overrides look like "
                              f"--config.train.epochs=10)")
         key, eq, value = item[len("--config."):].partition("=")
         if not eq:
             if not items:
-                raise ValueError(f"override --config.{key} has no value")
+                raise ValidationError(f"override --config.{key} has no value")
             value = items.pop(0)
         set_field(cfg, key, _parse(value), f"--config.{key}")
     return cfg
@@ -83,12 +84,12 @@ def set_field(cfg: ml_collections.ConfigDict, key: str, new: Any, what: str | No
     *parents, leaf = key.split(".")
     for part in parents:
         if not isinstance(parent, ml_collections.ConfigDict) or part not in parent:
-            raise ValueError(f"{what}: no field {part!r} in the config")
+            raise ValidationError(f"{what}: no field {part!r} in the config")
         parent = parent[part]
     if not isinstance(parent, ml_collections.ConfigDict) or leaf not in parent:
         fields = ", ".join(sorted(parent.keys())) if isinstance(parent, ml_collections.ConfigDict) \
             else "(none)"
-        raise ValueError(f"{what}: no field {leaf!r} in the config; fields there: {fields}")
+        raise ValidationError(f"{what}: no field {leaf!r} in the config; fields there: {fields}")
     old = parent[leaf]
     if isinstance(old, float) and isinstance(new, int) and not isinstance(new, bool):
         new = float(new)
@@ -97,7 +98,7 @@ def set_field(cfg: ml_collections.ConfigDict, key: str, new: Any, what: str | No
     try:
         parent[leaf] = new
     except TypeError as err:
-        raise ValueError(f"{what}={new!r}: {err}") from None
+        raise ValidationError(f"{what}={new!r}: {err}") from None
 
 
 def to_json(cfg: ml_collections.ConfigDict) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import ml_collections
+from lightjax.errors import ValidationError
 
 
 def train_section(**overrides: Any) -> ml_collections.ConfigDict:
@@ -16,6 +17,6 @@ def train_section(**overrides: Any) -> ml_collections.ConfigDict:
         log_every_steps=50)
     unknown = set(overrides) - set(cfg)
     if unknown:
-        raise ValueError(f"unknown train option(s): {', '.join(sorted(unknown))}")
+        raise ValidationError(f"unknown train option(s): {', '.join(sorted(unknown))}")
     cfg.update(overrides)
     return ml_collections.ConfigDict(cfg)

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from lightjax import cost
+from lightjax.errors import ValidationError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine")
@@ -28,7 +29,7 @@ def schedule(cfg: Mapping[str, Any], steps_per_epoch: int) -> optax.Schedule:
     """Learning rate per step from ``cfg`` (``lr``, ``schedule``, ``epochs``, ...)."""
     name = cfg["schedule"]
     if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
+        raise ValidationError(f"unknown schedule {name!r}; allowed: {', '.join(SCHEDULES)}")
     lr, epochs = float(cfg["lr"]), int(cfg["epochs"])
     warmup = int(round(float(cfg.get("warmup_epochs", 0)) * steps_per_epoch))
     total = epochs * steps_per_epoch
@@ -76,7 +77,7 @@ def build(cfg: Mapping[str, Any], steps_per_epoch: int, mask: Any,
     """
     name = cfg["optimizer"]
     if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+        raise ValidationError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
     wd = float(cfg.get("weight_decay", 0.0))
     lr_schedule = schedule(cfg, steps_per_epoch)
 
@@ -121,7 +122,7 @@ def with_hyperparams(opt_state: Any, **values: Any) -> Any:
     hyper = dict(opt_state.hyperparams)
     for key, value in values.items():
         if key not in hyper:
-            raise ValueError(f"optimizer state holds no injected {key!r} (it holds "
+            raise ValidationError(f"optimizer state holds no injected {key!r} (it holds "
                              f"{', '.join(sorted(hyper))})")
         hyper[key] = jnp.asarray(value, hyper[key].dtype)
     return opt_state._replace(hyperparams=hyper)

@@ -30,6 +30,7 @@ from lightjax import cost, data, models
 from lightjax.layers.factory import LayerFactory
 from lightjax.train import checkpoint, config as config_lib, optimizer, step as step_lib
 from lightjax.train import workdir as workdir_lib
+from lightjax.errors import ValidationError
 
 #: ``train.dtype``: computation dtype. ``float64`` (parameters too) is a reference mode for
 #: numerical checks; it needs ``jax.config.update('jax_enable_x64', True)`` (``JAX_ENABLE_X64=1``).
@@ -45,16 +46,16 @@ def build_model(cfg: ml_collections.ConfigDict, dataset: Any):
     name = kwargs.pop("name")
     dtype = cfg.train.get("dtype", "float32")
     if dtype not in DTYPES:
-        raise ValueError(f"unknown train.dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
+        raise ValidationError(f"unknown train.dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
     kwargs.setdefault("num_classes", dataset.num_classes)
     if kwargs["num_classes"] != dataset.num_classes:
-        raise ValueError(f"model.num_classes={kwargs['num_classes']} but dataset "
+        raise ValidationError(f"model.num_classes={kwargs['num_classes']} but dataset "
                          f"{dataset.name!r} has {dataset.num_classes} classes")
     kwargs["input_channels"] = dataset.image_shape[-1]
     if kwargs.get("widths") is not None:  # JSON gives a list; module fields must be hashable
         kwargs["widths"] = tuple(kwargs["widths"])
     if dtype == "float64" and not jax.config.jax_enable_x64:
-        raise ValueError("train.dtype='float64' needs 64-bit JAX: set JAX_ENABLE_X64=1 (or "
+        raise ValidationError("train.dtype='float64' needs 64-bit JAX: set JAX_ENABLE_X64=1 (or "
                          "jax.config.update('jax_enable_x64', True)) before anything runs")
     kwargs["layers"] = LayerFactory(
         dtype=None if dtype == "float32" else DTYPES[dtype],
@@ -73,7 +74,7 @@ def activation_init(cfg: ml_collections.ConfigDict) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"train.activation_init must be a finite number or None, got {value!r}")
+        raise ValidationError(f"train.activation_init must be a finite number or None, got {value!r}")
     return float(value)
 
 
@@ -93,7 +94,7 @@ class _Setup:
         self.tx = optimizer.from_config(t, self.steps_per_epoch, self.cost)
         devices = np.array(jax.devices())
         if self.batch_size % devices.size:
-            raise ValueError(f"train.batch_size={self.batch_size} must be divisible by the "
+            raise ValidationError(f"train.batch_size={self.batch_size} must be divisible by the "
                              f"{devices.size} devices")
         self.mesh = Mesh(devices, ("data",))
         self.batch_sharding = NamedSharding(self.mesh, P("data"))
@@ -238,12 +239,12 @@ def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, _Setup, step_lib.
     """The config, setup and latest checkpointed state of a run directory."""
     path = os.path.join(workdir, "config.json")
     if not os.path.isfile(path):
-        raise ValueError(f"{workdir} holds no lightjax run (no config.json)")
+        raise ValidationError(f"{workdir} holds no lightjax run (no config.json)")
     with open(path) as f:
         try:
             cfg = config_lib.from_json(f.read())
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON: {err}") from None
+            raise ValidationError(f"{path} is not valid JSON: {err}") from None
     setup = _Setup(cfg)
     ckpt = checkpoint.Checkpoints(workdir)
     try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from lightjax.errors import ValidationError
 
 
 def claim(workdir: str, filename: str, text: str, kind: str, mismatch: str) -> None:
@@ -16,10 +17,10 @@ def claim(workdir: str, filename: str, text: str, kind: str, mismatch: str) -> N
     if os.path.exists(path):
         with open(path) as f:
             if json.loads(f.read()) != json.loads(text):
-                raise ValueError(mismatch)
+                raise ValidationError(mismatch)
         return
     if os.path.isdir(workdir) and os.listdir(workdir):
-        raise ValueError(f"{workdir} is not empty and holds no lightjax {kind} (no {filename}); "
+        raise ValidationError(f"{workdir} is not empty and holds no lightjax {kind} (no {filename}); "
                          f"refusing to write into it")
     os.makedirs(workdir, exist_ok=True)
     with open(path, "w") as f:
