@@ -9,7 +9,10 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any, Callable, Sequence
 
@@ -110,8 +113,56 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def accelerator_lines() -> list[str]:
+    """JAX's backend and devices (if JAX is imported), ``nvidia-smi``'s GPUs, torch's CUDA
+    device."""
+    lines = []
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        devices = jax.devices()
+        kinds = sorted({d.device_kind for d in devices})
+        lines.append(f"jax: backend {jax.default_backend()}, {len(devices)} device(s): "
+                     f"{', '.join(kinds)}")
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            out = subprocess.run([smi, "--query-gpu=name,driver_version,memory.total",
+                                  "--format=csv,noheader"], capture_output=True, text=True,
+                                 timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError) as err:
+            out = f"failed: {err}"
+        lines.append(f"nvidia-smi: {out or 'no GPU listed'}")
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        lines.append(f"torch CUDA: {torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}, "
+                     f"cuDNN TF32 {torch.backends.cudnn.allow_tf32}, matmul TF32 "
+                     f"{torch.backends.cuda.matmul.allow_tf32}")
+    return lines
+
+
+def torch_device_choice(requested: str) -> str:
+    """``cpu``, ``cuda`` or ``none``; ``auto`` is ``cuda`` when torch sees a GPU, ``cpu`` when it
+    sees none, and ``none`` when torch is not installed."""
+    if requested != "auto":
+        return requested
+    try:
+        import torch
+    except ImportError:
+        return "none"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def torch_sync(device: str) -> Callable[[Any], Any]:
+    """What waits for a torch result on ``device`` (CUDA kernels run asynchronously)."""
+    if device == "cuda":
+        import torch
+
+        return lambda result: torch.cuda.synchronize()
+    return lambda result: result
+
+
 def machine_lines() -> list[str]:
-    """CPU, cores, thread counts, library versions, date and load: one context block."""
+    """CPU, cores, thread counts, library versions, accelerators, date and load: one block."""
     lines = [
         f"machine: {cpu_model()} | os.cpu_count()={os.cpu_count()} usable={usable_cores()} | "
         f"ISA: {vector_isa()} | {platform.system()} {platform.release()} | "
@@ -127,6 +178,7 @@ def machine_lines() -> list[str]:
                      f"(XLA CPU uses one thread per usable core: {usable_cores()})")
     except ImportError:
         pass
+    lines += accelerator_lines()
     lines.append(f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
     lines.append(load_line("start"))
     return lines

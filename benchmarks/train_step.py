@@ -13,11 +13,16 @@ cross-entropy on integer labels, on one fixed batch of random float32 images:
   row.
 
 ``fwd ms`` is a forward pass alone with BatchNorm in train mode (batch statistics), no gradients.
-Both frameworks start from the same weights and see the same data.
+Both frameworks start from the same weights and see the same data. JAX runs on CPU unless
+``JAX_PLATFORMS`` says otherwise (``cuda``, or empty for JAX's choice, as ``gpu.sh`` does); the
+PyTorch rows run on ``--torch-device`` (``cpu``, ``cuda``, ``auto``, or ``none`` for no rows and no
+torch import). ``auto`` (lightjax's choice on the backend) compiles the same program as the
+implementation it resolves to, so its row repeats that row's timing instead of compiling again.
 
     python benchmarks/train_step.py               # alpha 1 and 0.25, stem stride 2 and 1
     python benchmarks/train_step.py --quick       # smoke run
     python benchmarks/train_step.py --alpha 0.25 --stem-stride 1 --impls shifted
+    JAX_PLATFORMS=cuda python benchmarks/train_step.py --impls xla shifted auto --torch-device cuda
 """
 from __future__ import annotations
 
@@ -36,20 +41,20 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-import torch_models  # noqa: E402
 from lightjax import models  # noqa: E402
 from lightjax.layers import LayerFactory  # noqa: E402
+from lightjax.layers import depthwise as depthwise_lib  # noqa: E402
 from timing import (Timing, format_table, load_line, match_torch_threads,  # noqa: E402
-                    print_machine, ratio, time_calls)
+                    print_machine, ratio, time_calls, torch_device_choice, torch_sync)
 
 LEARNING_RATE = 0.1
 MOMENTUM = 0.9
-TORCH_LAYOUTS = {"channels_last": torch.channels_last, "NCHW": torch.contiguous_format}
-#: The row the throughput ratios are taken against (same NHWC memory layout as JAX).
+#: torch layout name -> memory format name (``torch.<name>``).
+TORCH_LAYOUTS = {"channels_last": "channels_last", "NCHW": "contiguous_format"}
+#: The row the throughput ratios are taken against (same NHWC memory layout as JAX); without
+#: PyTorch rows, the lightjax ``xla`` row.
 TORCH_PEER = "torch channels_last"
+JAX_PEER = "lightjax xla"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +68,9 @@ class Setting:
                              stem_stride=self.stem_stride,
                              layers=LayerFactory(depthwise_impl=impl))
 
-    def torch_model(self) -> torch_models.MobileNetV1:
+    def torch_model(self) -> Any:
+        import torch_models
+
         return torch_models.MobileNetV1(self.num_classes, self.alpha, self.stem_stride)
 
 
@@ -153,55 +160,91 @@ def time_lightjax(setting: Setting, impl: str, variables: dict[str, Any], batch:
     return Result(f"lightjax {impl}", fwd, timing)
 
 
+def time_lightjax_impls(setting: Setting, impls: list[str], variables: dict[str, Any],
+                        batch: Batch, repeats: int, warmup: int) -> list[Result]:
+    """One row per implementation; ``auto`` reuses the row of what it resolves to (the same
+    compiled program), measuring it only if that implementation is not listed."""
+    measured: dict[str, Result] = {}
+    order = sorted(dict.fromkeys(impls), key=lambda i: i == "auto")  # concrete ones first
+    for impl in order:
+        concrete = depthwise_lib.resolve(impl)
+        if concrete not in measured:
+            measured[concrete] = time_lightjax(setting, concrete, variables, batch, repeats,
+                                               warmup)
+    rows = []
+    for impl in dict.fromkeys(impls):
+        r = measured[depthwise_lib.resolve(impl)]
+        rows.append(r if impl != "auto" else dataclasses.replace(
+            r, name=f"lightjax auto ({depthwise_lib.resolve(impl)})"))
+    return rows
+
+
 # ----------------------------------------------------------------------------------------------
 # PyTorch
 # ----------------------------------------------------------------------------------------------
-def torch_inputs(batch: Batch, layout: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(batch.images.transpose(0, 3, 1, 2)).contiguous(memory_format=layout)
-    return x, torch.from_numpy(batch.labels).long()
+def torch_inputs(batch: Batch, layout: Any, device: str = "cpu") -> tuple[Any, Any]:
+    import torch
+
+    x = torch.from_numpy(batch.images.transpose(0, 3, 1, 2)).to(device).contiguous(
+        memory_format=layout)
+    return x, torch.from_numpy(batch.labels).long().to(device)
 
 
-def torch_reference(setting: Setting, variables: dict[str, Any]) -> torch_models.MobileNetV1:
+def torch_reference(setting: Setting, variables: dict[str, Any]) -> Any:
+    import torch_models
+
     model = setting.torch_model()
     torch_models.load_lightjax_variables(model, variables)
     return model
 
 
 def time_torch(setting: Setting, layout_name: str, variables: dict[str, Any], batch: Batch,
-               repeats: int, warmup: int, compile_model: bool = False) -> Result:
-    layout = TORCH_LAYOUTS[layout_name]
-    model = torch_reference(setting, variables).to(memory_format=layout).train()
+               repeats: int, warmup: int, compile_model: bool = False,
+               device: str = "cpu") -> Result:
+    import torch
+    import torch.nn.functional as F
+
+    layout = getattr(torch, TORCH_LAYOUTS[layout_name])
+    model = torch_reference(setting, variables).to(device=device, memory_format=layout).train()
     opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
     net = torch.compile(model) if compile_model else model
-    x, y = torch_inputs(batch, layout)
+    x, y = torch_inputs(batch, layout, device)
+    sync = torch_sync(device)
 
-    def forward() -> torch.Tensor:
+    def forward() -> Any:
         with torch.no_grad():
             return net(x)
 
-    def step() -> torch.Tensor:
+    def step() -> Any:
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
         return loss
 
-    name = f"torch {layout_name}" + (" compiled" if compile_model else "")
-    return Result(name, time_calls(forward, repeats, warmup), time_calls(step, repeats, warmup))
+    name = f"torch {layout_name}" + (" compiled" if compile_model else "") + (
+        "" if device == "cpu" else f" ({device})")
+    return Result(name, time_calls(forward, repeats, warmup, sync),
+                  time_calls(step, repeats, warmup, sync))
 
 
 # ----------------------------------------------------------------------------------------------
 # Equivalence check, table
 # ----------------------------------------------------------------------------------------------
 def check_equivalent(setting: Setting, variables: dict[str, Any], batch: Batch) -> int:
-    """Same parameter count and same eval-mode logits as lightjax; returns the count."""
+    """Same parameter count and same eval-mode logits as lightjax (torch on CPU, JAX at full
+    float32 precision: no TF32 on GPUs); returns the count."""
+    import torch
+    import torch_models
+
     count = parameter_count(variables["params"])
     torch_model = torch_reference(setting, variables).eval()
     torch_count = torch_models.parameter_count(torch_model)
     assert count == torch_count, (
         f"{setting}: lightjax has {count:,} parameters, torch {torch_count:,}")
     images = batch.images[:4]
-    want = np.asarray(setting.lightjax_model("xla").apply(variables, jnp.asarray(images)))
+    with jax.default_matmul_precision("highest"):
+        want = np.asarray(setting.lightjax_model("xla").apply(variables, jnp.asarray(images)))
     with torch.no_grad():
         got = torch_model(torch_inputs(Batch(images, batch.labels[:4]),
                                        torch.contiguous_format)[0]).numpy()
@@ -214,9 +257,14 @@ HEADERS = ("alpha", "stem", "implementation", "params", "fwd ms", "step ms", "im
            "vs torch CL")
 
 
+def headers(with_torch: bool) -> tuple[str, ...]:
+    return HEADERS if with_torch else HEADERS[:-1] + ("vs lightjax xla",)
+
+
 def table_rows(setting: Setting, params: int, batch_size: int,
                results: list[Result]) -> list[tuple[Any, ...]]:
-    peer = next(r for r in results if r.name == TORCH_PEER)
+    peer = next((r for r in results if r.name.startswith(TORCH_PEER)), None) or next(
+        (r for r in results if r.name == JAX_PEER), results[0])
     rows = []
     for r in results:
         throughput = batch_size / (r.step.median_ms / 1e3)
@@ -229,17 +277,21 @@ def table_rows(setting: Setting, params: int, batch_size: int,
 def run_setting(setting: Setting, args: argparse.Namespace) -> list[tuple[Any, ...]]:
     batch = make_batch(args.batch, args.size, setting.num_classes)
     variables = init_variables(setting, batch)
-    params = check_equivalent(setting, variables, batch)
+    with_torch = args.torch_device != "none"
+    params = (check_equivalent(setting, variables, batch) if with_torch
+              else parameter_count(variables["params"]))
     print(f"timing alpha={setting.alpha} stem stride {setting.stem_stride} "
-          f"({params:,} parameters, same in torch) ...", flush=True)
-    results = [time_lightjax(setting, impl, variables, batch, args.repeats, args.warmup)
-               for impl in args.impls]
-    results += [time_torch(setting, name, variables, batch, args.repeats, args.warmup)
-                for name in TORCH_LAYOUTS]
-    if args.torch_compile:
+          f"({params:,} parameters{', same in torch' if with_torch else ''}) ...", flush=True)
+    results = time_lightjax_impls(setting, args.impls, variables, batch, args.repeats,
+                                  args.warmup)
+    if with_torch:
+        results += [time_torch(setting, name, variables, batch, args.repeats, args.warmup,
+                               device=args.torch_device) for name in TORCH_LAYOUTS]
+    if args.torch_compile and with_torch:
         try:
             results.append(time_torch(setting, "channels_last", variables, batch, args.repeats,
-                                      args.warmup + 2, compile_model=True))
+                                      args.warmup + 2, compile_model=True,
+                                      device=args.torch_device))
         except Exception as e:  # noqa: BLE001 - optional row; report why it is missing
             print(f"  torch.compile failed, row skipped: {type(e).__name__}: {e}", flush=True)
     return table_rows(setting, params, args.batch, results)
@@ -259,9 +311,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="untimed steps before timing (the first one compiles)")
     parser.add_argument("--torch-compile", action="store_true",
                         help="add a torch.compile(model) channels_last row")
+    parser.add_argument("--torch-device", default="cpu", choices=("cpu", "cuda", "auto", "none"),
+                        help="where the PyTorch rows run (auto: cuda if torch sees a GPU; "
+                             "none: no PyTorch rows, torch not needed)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: batch 8, alpha 0.25, stem stride 2, 2 repeats")
     args = parser.parse_args(argv)
+    args.torch_device = torch_device_choice(args.torch_device)
     if args.quick:
         args.batch, args.alpha, args.stem_stride = 8, [0.25], [2]
         args.repeats, args.warmup = 2, 1
@@ -270,20 +326,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    match_torch_threads()
-    print(f"# MobileNetV1 train step, float32, batch {args.batch}, {args.size}x{args.size} "
-          f"inputs, {args.num_classes} classes, SGD(lr={LEARNING_RATE}, momentum={MOMENTUM}): "
-          f"median of {args.repeats} steps after {args.warmup} warm-up steps")
+    with_torch = args.torch_device != "none"
+    if with_torch:
+        match_torch_threads()
+    print(f"# {jax.default_backend()} backend: MobileNetV1 train step, float32, batch "
+          f"{args.batch}, {args.size}x{args.size} inputs, {args.num_classes} classes, "
+          f"SGD(lr={LEARNING_RATE}, momentum={MOMENTUM}): median of {args.repeats} steps after "
+          f"{args.warmup} warm-up steps")
     print_machine()
     rows = []
     for alpha in args.alpha:
         for stem_stride in args.stem_stride:
             rows += run_setting(Setting(alpha, stem_stride, args.num_classes), args)
     print()
-    print(format_table(HEADERS, rows))
-    print(f"\nstep: forward + backward + SGD update, BN in train mode. fwd: forward alone "
-          f"(train-mode BN, no gradients).\nvs torch CL: throughput ratio, img/s(row) / "
-          f"img/s({TORCH_PEER}); > 1 means faster than PyTorch.")
+    print(format_table(headers(with_torch), rows))
+    print("\nstep: forward + backward + SGD update, BN in train mode. fwd: forward alone "
+          "(train-mode BN, no gradients).")
+    if with_torch:
+        print(f"vs torch CL: throughput ratio, img/s(row) / img/s({TORCH_PEER}"
+              f"{'' if args.torch_device == 'cpu' else ' on ' + args.torch_device}); > 1 means "
+              f"faster than PyTorch.")
+    else:
+        print(f"vs lightjax xla: throughput ratio, img/s(row) / img/s({JAX_PEER}); > 1 means "
+              f"faster than XLA's grouped convolution.")
     print(load_line("end"))
 
 

@@ -1,9 +1,11 @@
-"""The embedded default: MobileNetV1 (alpha 0.25, CIFAR stem) on scikit-learn's digits.
+"""The embedded default: MobileNetV1 (Howard et al. 2017, arXiv:1704.04861; alpha 0.25, CIFAR
+stem) on scikit-learn's digits.
 
 Runs offline anywhere (the 1,797 8x8 digits ship inside scikit-learn), upscaled to 32x32.
 
     lightjax train                                  # this config, into runs/digits-<time>
     lightjax train --config digits --config.model.activation=relu_hswish
+    lightjax train --config digits:tiny --workdir /tmp/tiny
 
 Reaches >= 95% test top-1 (360 test images) in well under 5 minutes on a 2-core CPU; the measured
 figure is in the README. ``get_config('tiny')`` is a test-sized run (few steps, 16x16).

@@ -1,6 +1,10 @@
-"""MobileNetV2 (alpha 1.0, stride-1 stem) on CIFAR-10: SGD + cosine, 200 epochs.
+"""MobileNetV2 (Sandler et al. 2018; alpha 1.0, stride-1 stem) on CIFAR-10: SGD + cosine, 200
+epochs.
 
-    lightjax train --config configs/mobilenet_v2_cifar10.py --workdir runs/mnv2-c10
+    lightjax train --config mobilenet_v2_cifar10 --workdir runs/mnv2-c10
+    lightjax train --config mobilenet_v2_cifar10:0.5 --workdir runs/mnv2-c10-a05   # alpha 0.5
+
+``arg``: the width multiplier alpha (default 1.0).
 
 Expected: about 94% test top-1 (typical for MobileNetV2 on CIFAR-10 with this recipe; not yet
 measured by us). Needs CIFAR-10 prepared for TFDS in ``data.data_dir``.

@@ -1,10 +1,12 @@
-"""ShuffleNet V2 (scale 1.0, stride-1 stem) on CIFAR-100 with the sources' step recipe.
+"""ShuffleNet V2 (Ma et al. 2018; scale 1.0, stride-1 stem) on CIFAR-100 with the MobileNet-rhs
+source's step recipe (the same as ``mobilenet_v1_cifar100``).
 
-    lightjax train --config configs/shufflenet_v2_cifar100.py --workdir runs/snv2-c100
-    lightjax train --config configs/shufflenet_v2_cifar100.py --config.model.activation=relu_hswish
+    lightjax train --config shufflenet_v2_cifar100 --workdir runs/snv2-c100
+    lightjax train --config shufflenet_v2_cifar100 --config.model.activation=relu_hswish
 
-The sources report that swapping ReLU for ReLU-h-swish helps ShuffleNet V2 slightly on CIFAR-100
-(not yet measured by us). Needs CIFAR-100 prepared for TFDS in ``data.data_dir``.
+``arg``: the scale (0.5, 1.0 (default), 1.5, 2.0). The MobileNet-rhs source reports that swapping
+ReLU for ReLU-h-swish helps ShuffleNet V2 slightly on CIFAR-100 (not yet measured by us). Needs
+CIFAR-100 prepared for TFDS in ``data.data_dir``.
 """
 import ml_collections
 

@@ -2,20 +2,23 @@
 
 ``count(model, input_shape)`` traces ``model.init`` abstractly (``jax.eval_shape``: no FLOPs, no
 memory) with a flax method interceptor that records, for every convolution, dense layer, norm and
-parameterised activation, the layer's actual variables and its actual output shape. Nothing is
-recomputed from a hand-written formula, so the count cannot drift from the model.
+parameterised activation, the layer's actual variables and its actual input and output shapes.
+Nothing is recomputed from a hand-written formula, so the count cannot drift from the model.
 
 Convention (SPEC §6, what papers call "FLOPs" or "Mult-Adds"):
 
 - MACs count conv and FC multiply-adds only: ``kernel.size * H_out * W_out`` for every conv
-  (= k²·Cin/groups·Cout·Hout·Wout, depthwise k²·C·Hout·Wout) and ``in * out`` for dense layers,
-  per image. Bias adds, BN, activations, pooling and residual adds are not counted.
+  (= k²·Cin/groups·Cout·Hout·Wout, depthwise k²·C·Hout·Wout), ``kernel.size * H_in * W_in``
+  for a transposed conv (= k²·Cin·Cout·Hin·Win: every input pixel is multiplied by the whole
+  kernel) and ``in * out`` for dense layers, per image. Bias adds, BN, activations, pooling and
+  residual adds are not counted.
 - params are the trainable parameters (the ``params`` collection): conv/dense kernels and biases,
   BN scale and shift, trainable activation parameters. BN running statistics are excluded.
 
-Types: ``standard``, ``depthwise``, ``pointwise``, ``group``, ``fc`` (the layers' ``kind``),
-``norm`` (BN), ``activation`` (trainable activations), ``other`` (parameters of any module this
-module does not know; reported so that totals always equal the model's real parameter count).
+Types: ``standard``, ``depthwise``, ``pointwise``, ``group``, ``transposed``, ``fc`` (the
+layers' ``kind``), ``norm`` (BN), ``activation`` (trainable activations), ``other`` (parameters
+of any module this module does not know; reported so that totals always equal the model's real
+parameter count).
 """
 from __future__ import annotations
 
@@ -83,8 +86,7 @@ def _size(tree: Any) -> int:
 
 
 def _module_type(module: nn.Module) -> str | None:
-    if isinstance(module, (conv_lib.Conv, conv_lib.PointwiseConv, conv_lib.GroupConv,
-                           conv_lib.DepthwiseConv, conv_lib.Dense)):
+    if isinstance(module, conv_lib.LAYER_TYPES):
         return module.kind
     if isinstance(module, (nn.BatchNorm, nn.LayerNorm, nn.GroupNorm)):
         return "norm"
@@ -101,7 +103,7 @@ def count(model: nn.Module, input_shape: Sequence[int], **call_kwargs: Any) -> C
     """
     input_shape = tuple(int(d) for d in input_shape)
     call_kwargs.setdefault("train", False)
-    records: list[tuple[str, str, Any, Any]] = []
+    records: list[tuple[str, str, Any, Any, Any]] = []
 
     def interceptor(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
@@ -109,7 +111,9 @@ def count(model: nn.Module, input_shape: Sequence[int], **call_kwargs: Any) -> C
         if context.method_name == "__call__":
             kind = _module_type(module)
             if kind is not None:
-                records.append(("/".join(module.path), kind, module.variables, out.shape))
+                x = args[0] if args else kwargs.get("x")
+                records.append(("/".join(module.path), kind, module.variables,
+                                getattr(x, "shape", None), out.shape))
         return out
 
     def init():
@@ -119,7 +123,7 @@ def count(model: nn.Module, input_shape: Sequence[int], **call_kwargs: Any) -> C
 
     variables = jax.eval_shape(init)
     rows, seen = [], set()
-    for path, kind, module_vars, out_shape in records:
+    for path, kind, module_vars, in_shape, out_shape in records:
         if path in seen:  # a module called twice shares its parameters: count them once
             continue
         seen.add(path)
@@ -129,7 +133,9 @@ def count(model: nn.Module, input_shape: Sequence[int], **call_kwargs: Any) -> C
         kernel_shape = None
         if kind not in ("norm", "activation"):
             kernel_shape = tuple(own["kernel"].shape)
-            positions = math.prod(out_shape[1:-1]) if len(out_shape) > 2 else 1
+            # a transposed conv multiplies every INPUT pixel by the whole kernel
+            shape = in_shape if kind == "transposed" else out_shape
+            positions = math.prod(shape[1:-1]) if len(shape) > 2 else 1
             macs = math.prod(kernel_shape) * positions
         rows.append(LayerCost(path, kind, params, macs, kernel_shape, tuple(out_shape)))
     unattributed = _size(variables.get("params", {})) - sum(r.params for r in rows)

@@ -1,11 +1,19 @@
-"""MobileNetV1 width multiplier alpha x resolution rho (MobileNet paper Tables 6/7, Figures 4/5).
+"""MobileNetV1 width multiplier alpha x resolution rho (Howard et al. 2017, arXiv:1704.04861:
+Tables 6/7, Figures 4/5).
 
-    lightjax sweep sweeps/mobilenet_v1_alpha_rho.py --workdir runs/alpha-rho          # digits, CPU
-    lightjax sweep sweeps/mobilenet_v1_alpha_rho.py:tiny --workdir /tmp/ar --dry-run
-    lightjax sweep sweeps/mobilenet_v1_alpha_rho.py:cifar100 --workdir runs/ar-c100   # real hardware
+    lightjax sweep mobilenet_v1_alpha_rho --workdir runs/alpha-rho                # digits, CPU
+    lightjax sweep mobilenet_v1_alpha_rho:tiny --workdir /tmp/ar --dry-run        # the plan
+    lightjax sweep mobilenet_v1_alpha_rho:shapes --workdir runs/ar-shapes         # shapes, CPU
+    lightjax sweep mobilenet_v1_alpha_rho:cifar100 --workdir runs/ar-c100         # real hardware
+
+(``sweeps/mobilenet_v1_alpha_rho.py:ARG`` names the same file by path; copy it to change it.)
 
 ``arg``: ``None`` (digits default scaled to CPU: alpha {1, .75, .5, .25} x rho {32, 24, 16},
-2 seeds vmapped per group), ``tiny`` (test-sized), ``cifar100`` (the sources' CIFAR-100 recipe).
+2 seeds vmapped per group: 24 members in 12 groups), ``tiny`` (test-sized: alpha {.5, .25} x rho
+{16, 8} x 2 seeds, 1 epoch), ``shapes`` (the synthetic shapes' classification view, where width
+and resolution matter on a CPU: alpha {1, .5, .25} x rho {32, 24, 16} x 2 seeds, 10 epochs: 18
+members in 9 groups), ``cifar100`` (the ``mobilenet_v1_cifar100`` recipe, alpha x rho
+{32, 28, 24}).
 """
 from lightjax.sweep import Sweep, product
 
@@ -21,8 +29,12 @@ def get_sweep(arg=None):
     if arg == "cifar100":
         return Sweep("mobilenet_v1_cifar100", product({"model.alpha": list(ALPHAS)},
                                                       {"data.resolution": [32, 28, 24]}))
+    if arg == "shapes":
+        return Sweep("shapes_classification", product({"model.alpha": [1.0, 0.5, 0.25]},
+                                                      {"data.resolution": [32, 24, 16]},
+                                                      {"train.seed": [0, 1]}))
     if arg is not None:
-        raise ValueError(f"unknown argument {arg!r} (allowed: tiny, cifar100)")
+        raise ValueError(f"unknown argument {arg!r} (allowed: tiny, shapes, cifar100)")
     return Sweep("digits", product({"model.alpha": list(ALPHAS)},
                                    {"data.resolution": [32, 24, 16]},
                                    {"train.seed": [0, 1]}))

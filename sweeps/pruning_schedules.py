@@ -1,15 +1,18 @@
 """Pruning schedules of a trained run: ratio x criterion x schedule, every member a traced mask.
 
     lightjax train --workdir runs/digits                                       # the trained run
-    lightjax sweep sweeps/pruning_schedules.py:runs/digits --workdir runs/prune-sweep
-    lightjax sweep sweeps/pruning_schedules.py:tiny --workdir /tmp/ps --dry-run   # test-sized
+    lightjax sweep pruning_schedules:runs/digits --workdir runs/prune-sweep
+    lightjax sweep pruning_schedules:tiny --workdir /tmp/ps --dry-run          # test-sized
+
+(``sweeps/pruning_schedules.py:ARG`` names the same file by path; copy it to change it.)
 
 ``arg``: a trained run directory (its config is the base; members fine-tune for 8 epochs from
 half its learning rate, cosine-decayed: the ``lightjax prune --epochs 8 --lr-scale 0.5`` recipe)
 or ``tiny`` (digits:tiny pruned while training from scratch, 1 epoch). Axes: ``prune.ratio``
-{0.25, 0.5, 0.75} x ``prune.criterion`` {l1, l2, fpgm, bn_gamma} x ``prune.ramp_epochs`` {0 =
-one-shot, 4 = Zhu & Gupta's gradual ramp}. Every axis only changes mask values, so the whole grid
-of 24 members is ONE compiled, vmapped group (chunk it with ``--max-members-per-step``).
+{0.25, 0.5, 0.75} x ``prune.criterion`` {l1, l2, fpgm (He et al. 2019), bn_gamma} x
+``prune.ramp_epochs`` {0 = one-shot, 4 = the gradual cubic ramp of Zhu & Gupta 2017}. Every axis
+only changes mask values, so the whole grid of 24 members is ONE compiled, vmapped group (chunk it
+with ``--max-members-per-step``).
 """
 import json
 import os

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import pytest
 
 from lightjax import cost, models
+from lightjax.layers import LayerFactory
 
 
 def mnv1(res=224, **kwargs):
@@ -61,6 +62,23 @@ def test_macs_are_per_image_and_rows_are_named_by_module_path():
     row = next(r for r in one.layers if r.name == "unit1/dw/conv")
     assert row.type == "depthwise" and row.kernel_shape == (3, 3, 1, 8)
     assert row.macs == 9 * 8 * 32 * 32  # k² · C · Hout · Wout
+
+
+def test_transposed_conv_macs_count_input_pixels_times_the_whole_kernel():
+    class Up(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            x = LayerFactory().conv_transpose(4, 4, 2, use_bias=True, name="up")(x, train=train)
+            return LayerFactory().conv_transpose(2, 16, 8, name="up8")(x, train=train)
+
+    report = cost.count(Up(), (2, 5, 6, 3))
+    up, up8 = report.layers
+    assert up.type == "transposed" and up.kernel_shape == (4, 4, 3, 4)
+    assert up.output_shape == (2, 10, 12, 4) and up8.output_shape == (2, 80, 96, 2)
+    # k·k·Cin·Cout·Hin·Win per image: 4·4·3·4 · 5·6 and 16·16·4·2 · 10·12 (not × output pixels)
+    assert up.macs == 5_760 and up8.macs == 245_760
+    assert up.params == 4 * 4 * 3 * 4 + 4 and up8.params == 16 * 16 * 4 * 2
+    assert report.by_type()["transposed"] == {"params": 2_244, "macs": 251_520, "layers": 2}
 
 
 def test_parameters_of_unknown_modules_are_reported_not_lost():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 
 from lightjax import cost, models
 from lightjax.errors import ValidationError
@@ -24,55 +26,115 @@ MODEL_FLAGS = {
 }
 
 
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _positive_number(text: str, flag: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValidationError(f"{flag} must be a finite number > 0, got {text}")
+    return value
+
+
+def _integer(text: str, flag: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValidationError(f"{flag} must be {what}, got {text}")
+    return value
+
+
 def _widths(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(w) for w in text.split(","))
+        widths = tuple(int(w) for w in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--widths must be comma-separated integers, got {text!r}") from None
+        widths = ()
+    if not widths or any(w < 1 for w in widths):
+        raise ValidationError(f"--widths must be comma-separated positive integers (one per "
+                              f"prunable layer), got {text!r}")
+    return widths
+
+
+#: How each numeric flag is parsed and checked (the message names the flag as typed).
+PARSERS = {
+    "alpha": lambda t: _positive_number(t, "--alpha"),
+    "scale": lambda t: _positive_number(t, "--scale"),
+    "resolution": lambda t: _integer(t, "--resolution", 1),
+    "num_classes": lambda t: _integer(t, "--num-classes", 1),
+    "groups": lambda t: _integer(t, "--groups", 1),
+    "stem_stride": lambda t: _integer(t, "--stem-stride", 1),
+    "se_reduction": lambda t: _integer(t, "--se-reduction", 0),
+    "input_channels": lambda t: _integer(t, "--input-channels", 1),
+    "widths": _widths,
+}
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("cost", help="parameters and MACs per layer type",
-                              description=__doc__.splitlines()[0])
+                              description=__doc__.replace("``", ""))
     p.add_argument("--model", required=True, help=f"one of: {', '.join(models.names())}")
-    p.add_argument("--resolution", type=int, default=224, help="input height = width (pixels)")
-    p.add_argument("--alpha", type=float, help="width multiplier (MobileNet)")
-    p.add_argument("--num-classes", type=int)
-    p.add_argument("--groups", type=int, help="group count (ShuffleNet V1)")
-    p.add_argument("--scale", type=float, help="scale factor (ShuffleNet)")
+    p.add_argument("--resolution", default="224", help="input height = width in pixels "
+                                                       "(default 224)")
+    p.add_argument("--alpha", help="width multiplier > 0 (MobileNet)")
+    p.add_argument("--num-classes", help="classifier outputs (default: the model's, 1000)")
+    p.add_argument("--groups", help="group count (ShuffleNet V1: 1, 2, 3, 4, 8)")
+    p.add_argument("--scale", help="scale factor (ShuffleNet)")
     p.add_argument("--variant", help="unit variant (MobileNetV1: standard, rhs)")
     p.add_argument("--pointwise-bias", action="store_true", default=None,
                    help="bias in pointwise convs (MobileNet-rhs counting convention)")
     p.add_argument("--activation", help="activation name")
-    p.add_argument("--stem-stride", type=int, help="first conv stride (1 for CIFAR-size inputs)")
-    p.add_argument("--se-reduction", type=int, help="add SE blocks with this reduction")
-    p.add_argument("--input-channels", type=int)
-    p.add_argument("--widths", type=_widths, help="output channels of each prunable layer")
+    p.add_argument("--stem-stride", help="first conv stride (1 for CIFAR-size inputs)")
+    p.add_argument("--se-reduction", help="add SE blocks with this reduction")
+    p.add_argument("--input-channels", help="channels of the input images (default 3)")
+    p.add_argument("--widths", help="comma-separated output channels of each prunable layer")
     p.add_argument("--per-layer", action="store_true", help="also list every layer")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
 
+def parse_flags(args: argparse.Namespace) -> None:
+    """Parse and check the numeric flags in place (``ValidationError`` naming the flag)."""
+    for dest, parse in PARSERS.items():
+        value = getattr(args, dest, None)
+        if isinstance(value, str):
+            setattr(args, dest, parse(value))
+
+
 def build_model(args: argparse.Namespace):
-    """The model the flags describe; a flag the model does not take is an error."""
+    """The model the flags describe; a flag the model does not take is an error, and a value the
+    model rejects is reported with the flag that gave it."""
+    if args.model not in models.names():
+        raise ValidationError(f"--model: unknown model {args.model!r}; available: "
+                              f"{', '.join(models.names())}")
+    parse_flags(args)
     accepted = models.hyperparameters(args.model)
-    kwargs = {}
-    for flag, kwarg in MODEL_FLAGS.items():
-        value = getattr(args, flag, None)
+    kwargs, flags = {}, {}
+    for dest, kwarg in MODEL_FLAGS.items():
+        value = getattr(args, dest, None)
         if value is None:
             continue
         if kwarg not in accepted:
-            raise ValidationError(f"--{flag.replace('_', '-')} does not apply to {args.model}")
-        kwargs[kwarg] = value
-    return models.create(args.model, **kwargs)
+            raise ValidationError(f"{_flag(dest)} does not apply to {args.model}")
+        kwargs[kwarg], flags[kwarg] = value, _flag(dest)
+    try:
+        return models.create(args.model, **kwargs)
+    except ValidationError as err:
+        named = [flag for kwarg, flag in flags.items()
+                 if re.search(rf"\b{re.escape(kwarg)}\b", str(err))]
+        if len(named) == 1:
+            raise ValidationError(f"{named[0]}: {err}") from err
+        raise
 
 
 def run(args: argparse.Namespace) -> int:
     model = build_model(args)
-    if args.resolution < 1:
-        raise ValidationError(f"--resolution must be a positive number of pixels, got "
-                         f"{args.resolution}")
     channels = getattr(model, "input_channels", 3)
     report = cost.count(model, (1, args.resolution, args.resolution, channels))
     if args.json:

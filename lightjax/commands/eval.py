@@ -12,7 +12,7 @@ import json
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("eval", help="evaluate a trained run",
-                              description=__doc__.splitlines()[0])
+                              description=__doc__.replace("``", ""))
     p.add_argument("--workdir", required=True, help="a directory written by lightjax train")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.set_defaults(run=run)
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from lightjax.train import run as run_lib
 
     metrics = run_lib.evaluate(args.workdir, args.split)
-    print(f"{args.split}: top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%"
-          f"  loss {metrics['loss']:.4f}  ({metrics['count']} images, step {metrics['step']})")
+    print(f"{args.split}: {run_lib.describe(metrics)}  ({metrics['count']} images, step "
+          f"{metrics['step']})")
     print(json.dumps(metrics))
     return 0

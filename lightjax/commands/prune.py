@@ -19,6 +19,8 @@ import argparse
 import json
 import os
 import sys
+
+from lightjax import errors
 from lightjax.errors import ValidationError
 
 
@@ -42,7 +44,7 @@ def add_parser(subparsers) -> None:
     from lightjax.prune import criteria, ranking, schedules
 
     p = subparsers.add_parser("prune", help="structured filter pruning of a trained run",
-                              description=__doc__.splitlines()[0])
+                              description=__doc__.replace("``", ""))
     p.add_argument("--workdir", required=True, help="a run directory written by lightjax train")
     p.add_argument("--out", help="new run directory for the compact model "
                                  "(default: <workdir>-pruned-<method>)")
@@ -68,7 +70,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--frequency", type=int, default=10, help="gradual: steps between mask "
                                                               "updates")
     p.add_argument("--tolerance", type=float, default=1.0,
-                   help="pointwise: accepted top-1 loss in points against the unpruned model")
+                   help="pointwise: accepted loss of the task's metric (top-1, mIoU) in points "
+                        "against the unpruned model")
     p.add_argument("--max-layers", type=int, help="pointwise: layers to visit at most")
     p.add_argument("--bn-batches", type=int, default=10,
                    help="batches for BN statistics re-estimation after pruning (0: off)")
@@ -110,7 +113,7 @@ def _check(args: argparse.Namespace) -> dict | None:
 
 def run(args: argparse.Namespace) -> int:
     from lightjax.prune import schedules
-    from lightjax.prune.session import Diverged, PruningSession, save_compact
+    from lightjax.prune.session import PruningSession, save_compact
 
     ratios = _check(args)
     skip = [s for s in args.skip.split(",") if s]
@@ -147,13 +150,14 @@ def run(args: argparse.Namespace) -> int:
             else:
                 history = schedules.gradual(session, ratio, frequency=args.frequency, **sel,
                                             **common)
-    except Diverged as err:
-        print(f"lightjax: {err}; nothing was written", file=sys.stderr)
+    except errors.Diverged as err:
+        print(f"lightjax: {err} Nothing was written to {args.out}.", file=sys.stderr)
         return 1
     summary = {"method": args.method, "workdir": os.path.abspath(args.workdir),
                "criterion": args.criterion, "ranking": args.ranking,
+               "metric": session.task.primary,
                "before": {"params": before_cost.params, "macs": before_cost.macs,
-                          "top1": before["top1"], "top5": before["top5"]},
+                          **{k: v for k, v in before.items() if isinstance(v, float)}},
                "history": history,
                "kept": {g.name: int(session.masks[g.name].sum()) for g in session.groups.prunable}}
     after = save_compact(session, args.out, summary, max(1, round(args.epochs)))
@@ -161,8 +165,8 @@ def run(args: argparse.Namespace) -> int:
           f"({100 * (after['params'] / before_cost.params - 1):+.1f}%)  "
           f"MACs {before_cost.macs:,} -> {after['macs']:,} "
           f"({100 * (after['macs'] / before_cost.macs - 1):+.1f}%)")
-    print(f"top-1 {100 * before['top1']:.2f}% -> {100 * after['top1']:.2f}%  "
-          f"top-5 {100 * before['top5']:.2f}% -> {100 * after['top5']:.2f}%  "
+    metric = session.task.primary
+    print(f"{metric} {100 * before[metric]:.2f}% -> {100 * after[metric]:.2f}%  "
           f"compact run: {args.out}")
     print(json.dumps({"out": args.out, "before": summary["before"], "after": after}))
     return 0

@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
     from lightjax.prune import criteria
 
     p = subparsers.add_parser("sensitivity", help="per-layer pruning sensitivity analysis",
-                              description=__doc__.splitlines()[0])
+                              description=__doc__.replace("``", ""))
     p.add_argument("--workdir", required=True, help="a run directory written by lightjax train")
     p.add_argument("--out", help="output directory (default: <workdir>/sensitivity)")
     p.add_argument("--ratios", type=_ratios, default=None, help="default 0.1,0.2,...,0.9")
@@ -41,7 +41,8 @@ def add_parser(subparsers) -> None:
                    help="re-estimate BN statistics on this many batches per point (default 0)")
     p.add_argument("--split", default="test")
     p.add_argument("--tolerance", type=float,
-                   help="top-1 loss in points: also choose per-layer ratios (ratios.json)")
+                   help="loss of the task's metric (top-1, mIoU) in points: also choose "
+                        "per-layer ratios (ratios.json)")
     p.add_argument("--cap", type=float, default=0.7, help="largest ratio chosen (default 0.7)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
@@ -71,12 +72,13 @@ def run(args: argparse.Namespace) -> int:
     rows = sensitivity.analyze(session, ratios, args.criterion, groups, args.bn_batches,
                                args.split, log)
     paths = sensitivity.save(rows, out)
-    base = rows[0]["top1"]
-    print(f"baseline top-1 {100 * base:.2f}%; top-1 drop (points) per group and ratio:")
+    metric = sensitivity.metric_of(rows)
+    base = rows[0][metric]
+    print(f"baseline {metric} {100 * base:.2f}%; {metric} drop (points) per group and ratio:")
     names = list(dict.fromkeys(r["group"] for r in rows[1:]))
     print(f"{'group':<22}" + "".join(f"{r:>7.1f}" for r in ratios))
     for name in names:
-        drops = {r["ratio"]: 100 * r["top1_drop"] for r in rows if r["group"] == name}
+        drops = {r["ratio"]: 100 * r["drop"] for r in rows if r["group"] == name}
         print(f"{name:<22}" + "".join(f"{drops[r]:>7.2f}" for r in ratios))
     if args.tolerance is not None:
         chosen = sensitivity.choose_ratios(rows, args.tolerance / 100, args.cap)

@@ -2,13 +2,15 @@
 
 Examples::
 
-    lightjax sweep sweeps/mobilenet_v1_alpha_rho.py --workdir runs/alpha-rho
-    lightjax sweep sweeps/mobilenet_v1_alpha_rho.py:tiny --workdir /tmp/ar --dry-run
-    lightjax sweep sweeps/mobilenet_v1_alpha_rho.py --workdir runs/alpha-rho   # again: resumes
-    lightjax sweep sweeps/mobilenet_v1_alpha_rho.py --workdir /shared/ar --distributed  # on every host
+    lightjax sweep mobilenet_v1_alpha_rho --workdir runs/alpha-rho
+    lightjax sweep mobilenet_v1_alpha_rho:tiny --workdir /tmp/ar --dry-run
+    lightjax sweep mobilenet_v1_alpha_rho --workdir runs/alpha-rho   # again: resumes
+    lightjax sweep mobilenet_v1_alpha_rho --workdir /nfs/alpha-rho --distributed  # on every host
 
-Writes ``sweep.json``, ``results.jsonl`` (one row per member: config, top-1, top-5, loss, params,
-MACs, latency, seconds, status) and per-group checkpoints under ``--workdir``.
+Writes ``sweep.json``, ``results.jsonl`` (one row per member: config, the task's metrics — top-1
+and top-5, or mIoU —, its primary ``metric``, loss, params, MACs, latency, seconds, status) and
+per-group checkpoints under ``--workdir``. Ctrl-C / SIGTERM checkpoint the running group and exit
+130/143; the same command resumes without training any member twice.
 """
 from __future__ import annotations
 
@@ -19,9 +21,13 @@ from lightjax.errors import ValidationError
 
 
 def add_parser(subparsers) -> None:
+    from lightjax import commands
+
     p = subparsers.add_parser("sweep", help="run a sweep of many members",
-                              description=__doc__.splitlines()[0])
-    p.add_argument("sweep", help="sweeps/FILE.py[:ARG] (defines get_sweep(arg))")
+                              description=__doc__.replace("``", ""),
+                              epilog=commands.sweep_help())
+    p.add_argument("sweep", help=f"NAME[:ARG] (bundled: {commands.sweep_names()}) or "
+                                 f"FILE.py[:ARG] defining get_sweep(arg)")
     p.add_argument("--workdir", required=True, help="sweep directory (resumed when it exists)")
     p.add_argument("--max-members-per-step", type=int, default=None,
                    help="split groups into chunks of at most this many vmapped members")

@@ -3,8 +3,13 @@
 Examples::
 
     lightjax train                                    # the digits default, into runs/digits-<time>
-    lightjax train --config configs/mobilenet_v1_cifar100.py:rhs --workdir runs/rhs
+    lightjax train --config mobilenet_v1_cifar100:rhs --workdir runs/rhs
+    lightjax train --config shapes_segmentation --workdir runs/seg   # segmentation (mIoU)
     lightjax train --workdir runs/rhs                 # same command again: resumes
+
+Ctrl-C or SIGTERM: the current step finishes, a checkpoint is written, and the command exits
+with status 130/143; the same command resumes. A second process on the same workdir is refused
+while the first runs.
     lightjax train --config digits --config.model.alpha=0.5 --config.train.epochs=10
 """
 from __future__ import annotations
@@ -12,15 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 
 def add_parser(subparsers) -> None:
+    from lightjax import commands
+
     p = subparsers.add_parser("train", help="train or resume a run",
-                              description=__doc__.splitlines()[0])
-    p.add_argument("--config", help="configs/FILE.py[:ARG] or a name in configs/ "
-                                    "(default: digits; when resuming: the workdir's config)")
+                              description=__doc__.replace("``", ""),
+                              epilog=commands.config_help())
+    p.add_argument("--config", help=f"NAME[:ARG] (bundled: {commands.config_names()}; "
+                                    f"./configs/NAME.py wins) or FILE.py[:ARG]; default: digits, "
+                                    f"or the workdir's config when resuming")
     p.add_argument("--workdir", help="run directory (default: runs/<config>-<time>)")
     p.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after this many "
                                                  "total steps; the same command resumes")
@@ -47,18 +55,14 @@ def run(args: argparse.Namespace) -> int:
     if args.workdir is None:
         name = os.path.splitext(os.path.basename((args.config or "digits").split(":")[0]))[0]
         args.workdir = os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    try:
-        summary = run_lib.train(cfg, args.workdir, progress=not args.no_progress,
-                                max_steps=args.max_steps)
-    except run_lib.Diverged as err:
-        print(f"lightjax: {err}", file=sys.stderr)
-        return 1
+    summary = run_lib.train(cfg, args.workdir, progress=not args.no_progress,
+                            max_steps=args.max_steps)
     if not summary["finished"]:
-        print(f"stopped at step {summary['steps']}; run the same command to resume")
+        print(f"stopped at step {summary['steps']}; run `lightjax train --workdir "
+              f"{args.workdir}` to resume")
         print(json.dumps(summary))
         return 0
-    print(f"test top-1 {100 * summary['top1']:.2f}%  top-5 {100 * summary['top5']:.2f}%  "
-          f"loss {summary['loss']:.4f}  params {summary['params']:,}  MACs {summary['macs']:,}  "
-          f"steps {summary['steps']}  {summary['seconds']:.0f} s")
+    print(f"test {run_lib.describe(summary)}  params {summary['params']:,}  "
+          f"MACs {summary['macs']:,}  steps {summary['steps']}  {summary['seconds']:.0f} s")
     print(json.dumps(summary))
     return 0

@@ -12,6 +12,12 @@ Policies (``augment=`` in :func:`lightjax.data.build`; ``'auto'`` picks the data
                       On lazily decoded sources (ImageNet) the box is cut from the full-resolution
                       decoded image; on in-memory sources from the stored image.
 
+Every geometric field moves with the pixels (:mod:`lightjax.data.fields`): a segmentation mask
+is flipped, padded with ``IGNORE_LABEL`` and cropped, or cut and resized nearest-neighbour; boxes
+are mirrored, shifted or mapped into the crop, clipped to the image, and boxes left with no area
+inside the image are removed (the rest move to the front, ``box_count`` follows). Labels are
+unchanged.
+
 Padding happens in [0, 1] pixel space before normalization (black border), as torchvision's
 ``RandomCrop(32, padding=4)`` does. The random numbers of a batch are drawn for the whole GLOBAL
 batch from ``np.random.default_rng([seed, epoch, batch_index, ...])`` and each process applies its
@@ -24,7 +30,9 @@ import math
 
 import numpy as np
 
+from lightjax.data import boxes as box_lib
 from lightjax.data import images as image_lib
+from lightjax.data.fields import IGNORE_LABEL
 from lightjax.errors import ValidationError
 
 POLICIES = ("none", "crop", "cifar", "flip", "inception_crop")
@@ -52,11 +60,11 @@ class Params:
     """Random choices for a run of examples; ``None`` where the policy does not use them."""
     offsets: np.ndarray | None = None  # (n, 2) int: crop top-left in the padded image
     flips: np.ndarray | None = None    # (n,) bool
-    boxes: np.ndarray | None = None    # (n, 4) float: area fraction, log aspect, u, v
+    crops: np.ndarray | None = None    # (n, 4) float: area fraction, log aspect, u, v
 
     def __getitem__(self, sl: slice) -> "Params":
         return Params(*(None if a is None else a[sl] for a in (self.offsets, self.flips,
-                                                               self.boxes)))
+                                                               self.crops)))
 
 
 def draw(policy: str, n: int, rng: np.random.Generator, height: int) -> Params:
@@ -65,7 +73,7 @@ def draw(policy: str, n: int, rng: np.random.Generator, height: int) -> Params:
     if policy in ("crop", "cifar"):
         p.offsets = rng.integers(0, 2 * pad_for(height) + 1, size=(n, 2))
     if policy == "inception_crop":
-        p.boxes = np.stack([rng.uniform(MIN_AREA, 1.0, n), rng.uniform(*LOG_RATIO, n),
+        p.crops = np.stack([rng.uniform(MIN_AREA, 1.0, n), rng.uniform(*LOG_RATIO, n),
                             rng.uniform(0.0, 1.0, n), rng.uniform(0.0, 1.0, n)], axis=1)
     if policy in FLIPPING:
         p.flips = rng.random(n) < 0.5
@@ -84,10 +92,13 @@ def box(height: int, width: int, params: np.ndarray) -> tuple[int, int, int, int
     return top, left, h, w
 
 
-def pad_crop(images: np.ndarray, offsets: np.ndarray, pad: int) -> np.ndarray:
-    """Zero-pad (N, H, W, C) by ``pad`` and cut HxW at ``offsets`` (N, 2); shape is kept."""
-    n, h, w, _ = images.shape
-    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+def pad_crop(images: np.ndarray, offsets: np.ndarray, pad: int, fill: float | int = 0
+             ) -> np.ndarray:
+    """Pad (N, H, W, ...) by ``pad`` pixels of ``fill`` and cut HxW at ``offsets`` (N, 2) =
+    (dy, dx) in the padded image; shape is kept. Pixel (y, x) moves to (y + pad - dy, ...)."""
+    n, h, w = images.shape[:3]
+    widths = ((0, 0), (pad, pad), (pad, pad)) + ((0, 0),) * (images.ndim - 3)
+    padded = np.pad(images, widths, constant_values=fill)
     out = np.empty_like(images)
     for i in range(n):
         dy, dx = int(offsets[i, 0]), int(offsets[i, 1])
@@ -96,22 +107,78 @@ def pad_crop(images: np.ndarray, offsets: np.ndarray, pad: int) -> np.ndarray:
 
 
 def flip(images: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """Mirror (left <-> right) the images where ``flags`` is True."""
+    """Mirror (left <-> right) the (N, H, W, ...) images or masks where ``flags`` is True."""
     out = images.copy()
     out[flags] = images[flags][:, :, ::-1]
     return out
 
 
-def apply(images: np.ndarray, params: Params, boxes_done: bool = False) -> np.ndarray:
-    """Apply drawn ``params`` to float images (N, H, W, C) in [0, 1].
+def _with_boxes(example: dict, boxes, classes, count) -> dict:
+    return {**example, "boxes": boxes, "box_classes": classes, "box_count": count}
 
-    ``boxes_done``: the source already cut the inception boxes while decoding."""
-    n, h, w, _ = images.shape
-    if params.boxes is not None and not boxes_done:
-        images = np.stack([image_lib.resize(image_lib.crop(images[i], box(h, w, params.boxes[i])),
-                                            (h, w)) for i in range(n)]) if n else images
+
+def inception_crop(example: dict[str, np.ndarray], crops: np.ndarray) -> dict[str, np.ndarray]:
+    """Cut the inception box of ``crops`` (n, 4) out of every example and resize it back to HxW:
+    image bilinear, mask nearest-neighbour, boxes mapped into the box and clipped."""
+    images = example["image"]
+    n, h, w = images.shape[:3]
+    if not n:
+        return example
+    cuts = np.asarray([box(h, w, c) for c in crops])  # (n, 4): top, left, height, width
+    out = dict(example)
+    out["image"] = np.stack([image_lib.resize(image_lib.crop(images[i], cuts[i]), (h, w))
+                             for i in range(n)])
+    if "mask" in example:
+        out["mask"] = np.stack([image_lib.resize_nearest(
+            image_lib.crop(example["mask"][i], cuts[i]), (h, w)) for i in range(n)])
+    if "boxes" in example:
+        out = _with_boxes(out, *box_lib.window(example["boxes"], example["box_classes"],
+                                               example["box_count"], cuts[:, 0], cuts[:, 1],
+                                               cuts[:, 2], cuts[:, 3], (h, w)))
+    return out
+
+
+def translate(example: dict[str, np.ndarray], offsets: np.ndarray, pad: int
+              ) -> dict[str, np.ndarray]:
+    """Pad by ``pad`` and crop HxW at ``offsets``: image padded with 0 (black), mask with
+    ``IGNORE_LABEL``, boxes shifted by (pad - offset) pixels, clipped, emptied ones removed."""
+    images = example["image"]
+    n, h, w = images.shape[:3]
+    out = {**example, "image": pad_crop(images, offsets, pad)}
+    if "mask" in example:
+        out["mask"] = pad_crop(example["mask"], offsets, pad, IGNORE_LABEL)
+    if "boxes" in example:
+        offsets = np.asarray(offsets).reshape(n, 2)
+        out = _with_boxes(out, *box_lib.window(example["boxes"], example["box_classes"],
+                                               example["box_count"], offsets[:, 0] - pad,
+                                               offsets[:, 1] - pad, np.full(n, h),
+                                               np.full(n, w), (h, w)))
+    return out
+
+
+def mirror(example: dict[str, np.ndarray], flags: np.ndarray) -> dict[str, np.ndarray]:
+    """Flip left <-> right where ``flags`` (n,): image and mask mirrored, boxes' x mirrored."""
+    out = {**example, "image": flip(example["image"], flags)}
+    if "mask" in example:
+        out["mask"] = flip(example["mask"], flags)
+    if "boxes" in example:
+        out["boxes"] = box_lib.flip(example["boxes"], flags, example["box_count"])
+    return out
+
+
+def apply(example: dict[str, np.ndarray] | np.ndarray, params: Params,
+          crops_done: bool = False) -> dict[str, np.ndarray] | np.ndarray:
+    """Apply drawn ``params`` to an example dict (``'image'`` float (N, H, W, C) in [0, 1] and
+    any geometric fields), in the order inception crop, pad + crop, flip. A bare image array
+    gives back an array.
+
+    ``crops_done``: the source already cut the inception boxes while decoding."""
+    if isinstance(example, np.ndarray):
+        return apply({"image": example}, params, crops_done)["image"]
+    if params.crops is not None and not crops_done:
+        example = inception_crop(example, params.crops)
     if params.offsets is not None:
-        images = pad_crop(images, params.offsets, pad_for(h))
+        example = translate(example, params.offsets, pad_for(example["image"].shape[1]))
     if params.flips is not None:
-        images = flip(images, params.flips)
-    return images
+        example = mirror(example, params.flips)
+    return example

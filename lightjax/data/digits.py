@@ -21,7 +21,8 @@ import numpy as np
 
 from lightjax.data import augment as augment_lib
 from lightjax.data import images as image_lib
-from lightjax.data.source import ArraySource, Dataset, make_dataset
+from lightjax.data.array_source import ArraySource
+from lightjax.data.source import Dataset, make_dataset
 from lightjax.errors import ValidationError
 
 NUM_TRAIN, NUM_TEST = 1437, 360

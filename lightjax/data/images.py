@@ -2,6 +2,8 @@
 
 Images travel as numpy arrays (H, W, C): ``uint8`` in 0..255 (decoded files, TFDS records) or
 ``float32`` in [0, 1] (the embedded digits). Resizing is bilinear (PIL), the same for every source.
+Segmentation masks travel as integer arrays (H, W) of class ids; they are decoded without any
+colour conversion and resized nearest-neighbour (:func:`resize_nearest`), so no new ids appear.
 """
 from __future__ import annotations
 
@@ -40,6 +42,28 @@ def decode(data: Union[bytes, str, os.PathLike], channels: int) -> np.ndarray:
     return arr[..., None] if arr.ndim == 2 else arr
 
 
+def decode_mask(data: Union[bytes, str, os.PathLike]) -> np.ndarray:
+    """Decode a PNG/... mask into int32 (H, W) of the stored values: palette images give their
+    indices, 16-bit images their values; of a multi-channel image the first channel is kept."""
+    src = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    with Image.open(src) as img:
+        img.load()
+        arr = np.asarray(img)
+    return (arr[..., 0] if arr.ndim == 3 else arr).astype(np.int32)
+
+
+def resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of (H, W, ...) to ``size = (height, width)``: output pixel i
+    takes input pixel ``floor((i + 0.5) * H / height)`` (pixel centres, as PIL's bilinear)."""
+    h, w = int(size[0]), int(size[1])
+    in_h, in_w = array.shape[:2]
+    if (in_h, in_w) == (h, w):
+        return array
+    rows = np.minimum(((np.arange(h) + 0.5) * (in_h / h)).astype(np.int64), in_h - 1)
+    cols = np.minimum(((np.arange(w) + 0.5) * (in_w / w)).astype(np.int64), in_w - 1)
+    return array[rows][:, cols]
+
+
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of one (H, W, C) image to ``size = (height, width)``; keeps the dtype."""
     h, w = int(size[0]), int(size[1])
@@ -56,6 +80,7 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Cut ``box = (top, left, height, width)`` (pixels) out of (H, W, ...)."""
     top, left, height, width = box
     return image[top:top + height, left:left + width]
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 import inspect
 
 from lightjax.data import augment as augment_lib
-from lightjax.data import digits, folder, tfds_source
+from lightjax.data import digits, folder, shapes, tfds_source
 from lightjax.data.source import Dataset
 from lightjax.errors import ValidationError
 
-BUILTIN = ("digits", "cifar10", "cifar100", "imagenet2012", "folder")
-_EXTRA = {"digits": digits.build, "folder": folder.build}
+BUILTIN = ("digits", "shapes", "cifar10", "cifar100", "imagenet2012", "folder")
+_EXTRA = {"digits": digits.build, "shapes": shapes.build, "folder": folder.build}
 
 
 def names() -> tuple[str, ...]:
-    """The built-in dataset names; any other TFDS image-classification name works too."""
+    """The built-in dataset names; any other TFDS image-classification (or, with
+    ``task='segmentation'``, segmentation) name works too."""
     return BUILTIN
 
 
@@ -32,11 +33,16 @@ def build(name: str, *, resolution: int | None = None, data_dir: str | None = No
 
     - ``'digits'``: scikit-learn's digits, embedded, offline (``resolution`` default 32;
       ``data_dir`` is ignored). See :mod:`lightjax.data.digits`.
+    - ``'shapes'``: synthetic coloured shapes, embedded, offline (``resolution`` default 64).
+      Extra keywords: ``view`` ('segmentation', 'detection', 'classification'), ``difficulty``,
+      ``train_size``, ``test_size``, ``seed``, ``max_boxes``. See :mod:`lightjax.data.shapes`.
     - ``'folder'`` with ``root=``: ``root/train/<class>/*.png|jpg``, ``root/test/...``. See
       :mod:`lightjax.data.folder`.
     - ``'cifar10'``, ``'cifar100'``, ``'imagenet2012'`` and any TFDS image-classification name
       (``'name/config:version'`` too) prepared in ``data_dir``. Extra keywords: ``train_split``,
-      ``eval_split``, ``in_memory``. See :mod:`lightjax.data.tfds_source`.
+      ``eval_split``, ``in_memory``; ``task='segmentation'`` with ``num_classes=`` (and optional
+      ``mask_key=``, ``ignore_value=``) reads a TFDS segmentation dataset instead. See
+      :mod:`lightjax.data.tfds_source` and :mod:`lightjax.data.tfds_segmentation`.
 
     ``resolution`` (the resolution multiplier ρ as pixels per side) resizes every image to
     ``resolution x resolution``; ``augment`` is 'auto' (the dataset's policy) or one of
@@ -59,6 +65,9 @@ def build(name: str, *, resolution: int | None = None, data_dir: str | None = No
                          f"{', '.join(allowed) or 'none'}")
     if name == "digits":
         return digits.build(resolution=32 if resolution is None else resolution,
+                            augment=augment, **kwargs)
+    if name == "shapes":
+        return shapes.build(shapes.DEFAULT_RESOLUTION if resolution is None else resolution,
                             augment=augment, **kwargs)
     if name == "folder":
         return folder.build(root, resolution=resolution, augment=augment, **kwargs)

@@ -1,9 +1,9 @@
 """The :class:`Dataset` type: a pair of random-access splits, batching, sharding, augmentation.
 
-Batches are dicts of numpy arrays for ONE process::
-
-    {'image': float32 (B_local, H, W, C) normalized,
-     'label': int32 (B_local,), 'mask': bool (B_local,)}
+Batches are dicts of numpy arrays for ONE process: ``'image'`` float32 (B_local, H, W, C)
+normalized, ``'valid'`` bool (B_local,), and the dataset's ``fields`` (:mod:`lightjax.data.fields`:
+``'label'`` int32 (B_local,); ``'mask'`` int32 (B_local, H, W); ``'boxes'`` float32
+(B_local, M, 4), ``'box_classes'`` int32 (B_local, M), ``'box_count'`` int32 (B_local,)).
 
 ``batch_size`` is the GLOBAL batch. With ``P`` processes every process yields the same number of
 batches and process ``p`` gets rows ``[p*B/P, (p+1)*B/P)`` of every global batch, so
@@ -13,67 +13,25 @@ augmentation of global batch ``b`` is drawn from ``default_rng([seed, epoch, b, 
 functions of (seed, epoch) only, so ``start_batch=k`` resumes an epoch exactly.
 
 Without ``drop_remainder`` (the eval default) the last global batch is padded to ``batch_size``
-with zero images; ``'mask'`` marks the real examples (all True in full batches), so metrics summed
-over ``mask`` cover every example exactly once, on any number of processes.
+with rows of zero images, ``valid`` False, masks all ``IGNORE_LABEL``, no boxes (count 0, classes
+-1) and label 0; ``'valid'`` marks the real examples (all True in full batches), so metrics summed
+over ``valid`` cover every example exactly once, on any number of processes.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Mapping, Protocol, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
 from lightjax.data import augment as augment_lib
-from lightjax.data import images as image_lib
+from lightjax.data import fields as fields_lib
+from lightjax.data.array_source import ArraySource, Source, channel_stats
 from lightjax.errors import ValidationError
 
+__all__ = ["ArraySource", "Dataset", "Source", "channel_stats", "make_dataset"]
+
 EVAL_ALIASES = ("test", "val", "validation", "eval")
-
-
-class Source(Protocol):
-    """One split: ``len`` examples, loaded by index as float32 [0, 1] images and int32 labels."""
-
-    crops_at_decode: bool  # True: ``load`` cuts inception boxes itself (from the full image)
-
-    def __len__(self) -> int: ...
-
-    def load(self, indices: np.ndarray, boxes: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-@dataclasses.dataclass
-class ArraySource:
-    """An in-memory split: ``images`` (N, H, W, C) uint8 0..255 or float32 0..1, ``labels`` (N,)."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    crops_at_decode = False
-
-    def __post_init__(self):
-        self.labels = np.asarray(self.labels, dtype=np.int32)
-        if self.images.ndim != 4 or len(self.images) != len(self.labels):
-            raise ValidationError(f"ArraySource: images must be (N, H, W, C) with N = len(labels); got "
-                             f"{self.images.shape} and {self.labels.shape}")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def load(self, indices, boxes=None):
-        return image_lib.to_float(self.images[indices]), self.labels[indices]
-
-
-def channel_stats(source: Source, max_examples: int = 2048) -> tuple[tuple[float, ...],
-                                                                      tuple[float, ...]]:
-    """Per-channel mean/std of a split in [0, 1] pixel space (all examples of an in-memory split,
-    else ``max_examples`` evenly spaced ones)."""
-    n = len(source)
-    if isinstance(source, ArraySource) and n * source.images[0].size <= 2**28:
-        x = image_lib.to_float(source.images)
-    else:
-        x = source.load(np.unique(np.linspace(0, n - 1, min(n, max_examples)).astype(int)))[0]
-    x = x.reshape(-1, x.shape[-1]).astype(np.float64)
-    std = np.maximum(x.std(axis=0), 1e-6)
-    return tuple(float(v) for v in x.mean(axis=0)), tuple(float(v) for v in std)
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -90,6 +48,10 @@ class Dataset:
     resolved training policy (see :mod:`lightjax.data.augment`); ``image_shape`` is (H, W, C) after
     resizing — set the model's ``input_channels`` from ``image_shape[-1]``. The eval split also
     answers to 'val', 'validation' and 'eval'.
+
+    ``num_classes`` counts the classes of the task's target: labels (classification), mask ids
+    including background (segmentation: masks hold ``0 .. num_classes-1`` or ``ignore_label``),
+    box classes (detection). ``class_names`` name them; box classes index ``class_names`` too.
     """
 
     name: str
@@ -101,8 +63,38 @@ class Dataset:
     augment: str = "none"
     class_names: tuple[str, ...] = ()
     description: str = ""
+    #: fields of every batch besides 'image' and 'valid' (see :mod:`lightjax.data.fields`)
+    fields: tuple[str, ...] = ("label",)
+    #: 'classification', 'segmentation' or 'detection' ('' = the natural task of ``fields``)
+    task: str = ""
+    #: mask value of unlabelled pixels (segmentation: :data:`~lightjax.data.fields.IGNORE_LABEL`)
+    ignore_label: int | None = None
+    #: M, the fixed number of box entries per example (datasets with boxes)
+    max_boxes: int | None = None
 
     def __post_init__(self):
+        self.fields = tuple(self.fields)
+        self.task = self.task or fields_lib.task_of(self.fields)
+        fields_lib.check_fields(self.fields, self.task, f"dataset {self.name!r}")
+        if "mask" in self.fields:
+            if self.ignore_label not in (None, fields_lib.IGNORE_LABEL):
+                raise ValidationError(f"dataset {self.name!r}: ignore_label must be "
+                                      f"{fields_lib.IGNORE_LABEL} (IGNORE_LABEL), got "
+                                      f"{self.ignore_label!r}")
+            self.ignore_label = fields_lib.IGNORE_LABEL
+        if "boxes" in self.fields and (isinstance(self.max_boxes, bool) or not isinstance(
+                self.max_boxes, (int, np.integer)) or self.max_boxes < 1):
+            raise ValidationError(f"dataset {self.name!r}: max_boxes must be a positive integer "
+                                  f"for examples with boxes, got {self.max_boxes!r}")
+        for key, source in self.splits.items():
+            if tuple(source.fields) != self.fields:
+                raise ValidationError(f"dataset {self.name!r}: split {key!r} carries "
+                                      f"{', '.join(source.fields) or 'no fields'}, expected "
+                                      f"{', '.join(self.fields)}")
+            if getattr(source, "max_boxes", self.max_boxes) != self.max_boxes:
+                raise ValidationError(f"dataset {self.name!r}: split {key!r} has "
+                                      f"{source.max_boxes} box entries per example, expected "
+                                      f"max_boxes={self.max_boxes}")
         self.image_shape = tuple(int(s) for s in self.image_shape)
         c = self.image_shape[-1]
         if len(self.mean) != c or len(self.std) != c:
@@ -124,6 +116,12 @@ class Dataset:
         raise ValidationError(f"dataset {self.name!r} has no split {split!r}; splits: "
                          f"{', '.join(self.splits)} (the eval split also answers to "
                          f"{', '.join(a for a in EVAL_ALIASES if a not in self.splits)})")
+
+    @property
+    def dropped_boxes(self) -> dict[str, int]:
+        """Per split: boxes the builder could not fit into ``max_boxes`` entries (0 if none)."""
+        return {key: int(getattr(source, "dropped_boxes", 0))
+                for key, source in self.splits.items()}
 
     def size(self, split: str) -> int:
         return len(self.splits[self.split_name(split)])
@@ -200,28 +198,32 @@ class Dataset:
                                       self.image_shape[0])
             lo, hi = min(lo_local, len(ids)), min(lo_local + local, len(ids))
             real = hi - lo
-            image = np.zeros((local, *self.image_shape), np.float32)
-            label = np.zeros((local,), np.int32)
-            mask = np.zeros((local,), bool)
+            batch = {key: fields_lib.empty(key, local, self.image_shape, self.max_boxes)
+                     for key in ("image",) + self.fields}
+            batch["valid"] = np.zeros((local,), bool)
             if real:
                 part = params[slice(lo, hi)]
-                x, y = source.load(ids[lo:hi], part.boxes if source.crops_at_decode else None)
-                x = augment_lib.apply(x, part, boxes_done=source.crops_at_decode)
-                image[:real] = (x - mean) * inv_std
-                label[:real] = y
-                mask[:real] = True
-            yield {"image": image, "label": label, "mask": mask}
+                example = source.load(ids[lo:hi], part.crops if source.crops_at_decode else None)
+                example = augment_lib.apply(example, part, crops_done=source.crops_at_decode)
+                batch["image"][:real] = (example["image"] - mean) * inv_std
+                for key in self.fields:
+                    batch[key][:real] = example[key]
+                batch["valid"][:real] = True
+            yield batch
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
-        return (f"Dataset({self.name!r}, num_classes={self.num_classes}, "
+        return (f"Dataset({self.name!r}, task={self.task!r}, num_classes={self.num_classes}, "
                 f"image_shape={self.image_shape}, {sizes}, augment={self.augment!r})")
 
 
 def make_dataset(name: str, num_classes: int, splits: Mapping[str, Source],
                  image_shape: Sequence[int], *, augment: str, mean=None, std=None,
-                 class_names: Sequence[str] = (), description: str = "") -> Dataset:
-    """Build a :class:`Dataset`; mean/std default to the train split's per-channel statistics."""
+                 class_names: Sequence[str] = (), description: str = "", task: str = "",
+                 ignore_label: int | None = None, max_boxes: int | None = None) -> Dataset:
+    """Build a :class:`Dataset`; mean/std default to the train split's per-channel statistics,
+    ``fields`` come from the splits, ``task`` defaults to their natural task and ``max_boxes``
+    to the train split's box entries."""
     if mean is None or std is None:
         m, s = channel_stats(splits["train"])
         mean = m if mean is None else mean
@@ -235,7 +237,12 @@ def make_dataset(name: str, num_classes: int, splits: Mapping[str, Source],
             raise ValidationError(f"dataset {name!r}: {label} must be a number or {channels} numbers "
                              f"(one per channel), got {value!r}") from None
 
+    train = splits["train"]
+    if max_boxes is None:
+        max_boxes = getattr(train, "max_boxes", None)
     return Dataset(name=name, num_classes=int(num_classes), image_shape=tuple(image_shape),
                    splits=dict(splits), mean=per_channel("mean", mean),
                    std=per_channel("std", std), augment=augment,
-                   class_names=tuple(class_names), description=description)
+                   class_names=tuple(class_names), description=description,
+                   fields=tuple(train.fields), task=task, ignore_label=ignore_label,
+                   max_boxes=max_boxes)

@@ -36,6 +36,9 @@ Normalization constants (per channel, [0, 1] pixel space):
 
 Default augmentation ('auto'): cifar10/cifar100 -> 'cifar'; imagenet2012 -> 'inception_crop';
 other names -> 'none' (choose explicitly: flips are wrong for digits, text, some medical data).
+
+``task='segmentation'`` (with ``num_classes=``, optional ``mask_key=``, ``ignore_value=``) reads an
+image + segmentation-mask dataset instead: see :mod:`lightjax.data.tfds_segmentation`.
 """
 from __future__ import annotations
 
@@ -47,7 +50,8 @@ import numpy as np
 
 from lightjax.data import augment as augment_lib
 from lightjax.data import images as image_lib
-from lightjax.data.source import ArraySource, Dataset, make_dataset
+from lightjax.data.array_source import ArraySource
+from lightjax.data.source import Dataset, make_dataset
 from lightjax.errors import ValidationError
 
 STATS = {
@@ -59,8 +63,8 @@ POLICY = {"cifar10": "cifar", "cifar100": "cifar", "imagenet2012": "inception_cr
 EVAL_SPLIT = {"imagenet2012": "validation"}  # its 'test' split has no labels (-1)
 IN_MEMORY_BYTES = 2**30
 DEFAULT_RESOLUTION = 224  # for datasets whose images have no fixed size
-_CHUNK = 1024
-_WORKERS = min(8, os.cpu_count() or 1)
+CHUNK = 1024
+WORKERS = min(8, os.cpu_count() or 1)
 
 
 def _base_name(name: str) -> str:
@@ -82,10 +86,10 @@ def _prepare_hint(name: str, root: str) -> str:
             f"(--config.data.data_dir) at the copy")
 
 
-def _unknown(name: str, data_dir: str | None, err: Exception) -> ValueError:
+def _unknown(name: str, data_dir: str | None, err: Exception) -> ValidationError:
     from lightjax.data.registry import names
     where = f"in data_dir {data_dir}" if data_dir else "in the default data_dir"
-    return ValueError(f"unknown dataset {name!r}: the built-in names are "
+    return ValidationError(f"unknown dataset {name!r}: the built-in names are "
                       f"{', '.join(names())}; any TFDS image-classification dataset name also "
                       f"works once it is prepared {where} (TFDS says: "
                       f"{str(err).splitlines()[0]})")
@@ -119,6 +123,7 @@ class LazySource:
     """A TFDS split decoded per batch from its records (for datasets too big for memory)."""
 
     crops_at_decode = True
+    fields = ("label",)
 
     def __init__(self, records, image_key: str, label_key: str, size: tuple[int, int],
                  channels: int, eval_crop_fraction: float):
@@ -136,16 +141,16 @@ class LazySource:
                                     self.size)
         return image_lib.center_crop_resize(img, self.size, self.eval_crop)
 
-    def load(self, indices, boxes=None):
+    def load(self, indices, crop_boxes=None):
         records = self.records.__getitems__([int(i) for i in indices])
-        params = [None] * len(records) if boxes is None else list(boxes)
-        with concurrent.futures.ThreadPoolExecutor(_WORKERS) as pool:
+        params = [None] * len(records) if crop_boxes is None else list(crop_boxes)
+        with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
             imgs = list(pool.map(self._one, records, params))
         labels = np.asarray([r[self.label_key] for r in records], np.int32)
         if labels.size and labels.min() < 0:
             raise ValidationError(f"examples without a label ({labels.min()}) in this split; choose a "
                              f"labelled split (train_split=/eval_split=)")
-        return image_lib.to_float(np.stack(imgs)), labels
+        return {"image": image_lib.to_float(np.stack(imgs)), "label": labels}
 
 
 def _load_into_memory(records, n: int, image_key: str, label_key: str,
@@ -158,7 +163,7 @@ def _load_into_memory(records, n: int, image_key: str, label_key: str,
 
     images = np.empty((n, *size, channels), np.uint8)
     labels = np.empty((n,), np.int32)
-    with concurrent.futures.ThreadPoolExecutor(_WORKERS) as pool:
+    with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
         start = 0
         for chunk in records:
             images[start:start + len(chunk)] = list(pool.map(fit, [r[image_key] for r in chunk]))
@@ -172,10 +177,10 @@ def _load_into_memory(records, n: int, image_key: str, label_key: str,
     return ArraySource(images, labels)
 
 
-def _chunks_from_data_source(ds):
+def chunks_from_data_source(ds):
     n = len(ds)
-    for lo in range(0, n, _CHUNK):
-        yield ds.__getitems__(list(range(lo, min(n, lo + _CHUNK))))
+    for lo in range(0, n, CHUNK):
+        yield ds.__getitems__(list(range(lo, min(n, lo + CHUNK))))
 
 
 def _chunks_from_tf(builder, split: str, image_key: str, label_key: str):
@@ -185,7 +190,7 @@ def _chunks_from_tf(builder, split: str, image_key: str, label_key: str):
     chunk = []
     for ex in tfds.as_numpy(ds):
         chunk.append({image_key: ex[image_key], label_key: ex[label_key]})
-        if len(chunk) == _CHUNK:
+        if len(chunk) == CHUNK:
             yield chunk
             chunk = []
     if chunk:
@@ -197,14 +202,11 @@ def _has_tensorflow() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
-def build(name: str, *, data_dir: str | None = None, resolution: int | None = None,
-          augment: str = "auto", train_split: str = "train", eval_split: str | None = None,
-          in_memory: bool | None = None, mean: Any = None, std: Any = None) -> Dataset:
-    """A :class:`Dataset` over the TFDS dataset ``name`` prepared in ``data_dir``."""
+def open_builder(name: str, data_dir: str | None):
+    """(builder, root) of the prepared TFDS dataset ``name``; a ValidationError says how to
+    prepare it when it is missing."""
     import tensorflow_datasets as tfds
-    from tensorflow_datasets.core import file_adapters
 
-    augment_lib.check_policy(augment)
     data_dir = os.path.expanduser(os.fspath(data_dir)) if data_dir else None
     try:
         builder = tfds.builder(name, data_dir=data_dir)
@@ -215,6 +217,94 @@ def build(name: str, *, data_dir: str | None = None, resolution: int | None = No
         raise ValidationError(f"TFDS dataset {name!r} is not prepared in {root} (looked for "
                          f"{builder.data_dir}); nothing is downloaded automatically: "
                          f"{_prepare_hint(name, root)}")
+    return builder, root
+
+
+def resolve_splits(name: str, info, train_split: str, eval_split: str | None
+                   ) -> tuple[str, str, dict[str, int]]:
+    """(train split, eval split, {'train': n, 'test': n}); the eval split defaults to 'test',
+    else 'validation' (imagenet2012: 'validation')."""
+    available = _split_names(info)
+    if eval_split is None:
+        eval_split = next((s for s in (EVAL_SPLIT.get(_base_name(name)), "test", "validation")
+                           if s in available), None)
+        if eval_split is None:
+            raise ValidationError(f"TFDS dataset {name!r} has neither a 'test' nor a 'validation' "
+                             f"split (splits: {', '.join(available)}); pass eval_split=")
+    _check_split(name, info, train_split)
+    _check_split(name, info, eval_split)
+    counts = {"train": _num_examples(info, train_split), "test": _num_examples(info, eval_split)}
+    return train_split, eval_split, counts
+
+
+def check_random_access(name: str, builder, root: str, tf_fallback: bool,
+                        need: str = "a dataset this large (read per batch)") -> bool:
+    """Whether the files have random access; raise when they cannot be read at all
+    (``tf_fallback``: TensorFlow, when installed, may read them into memory instead)."""
+    from tensorflow_datasets.core import file_adapters
+
+    info = builder.info
+    random_access = bool(set(info.available_file_formats())
+                         & set(file_adapters.FileFormat.with_random_access()))
+    if not random_access and not (tf_fallback and _has_tensorflow()):
+        why = ("needs TensorFlow to read (not installed)" if tf_fallback else
+               f"has no random access, which {need} needs")
+        raise ValidationError(
+            f"TFDS dataset {name!r} in {builder.data_dir} is stored as {info.file_format}, which "
+            f"{why}; convert it once with `tfds convert_format "
+            f"--dataset_dir={root}/{_base_name(name)} --out_file_format=array_record` (needs "
+            f"tensorflow) or re-prepare it: {_prepare_hint(name, root)}")
+    return random_access
+
+
+def target_size(image_feat, resolution: int | None) -> tuple[tuple[int, int], bool]:
+    """((height, width) to resize to, whether the images have a fixed size)."""
+    h, w = image_feat.shape[:2]
+    fixed = h is not None and w is not None
+    if resolution is not None:
+        return (int(resolution), int(resolution)), fixed
+    if fixed:
+        return (int(h), int(w)), fixed
+    return (DEFAULT_RESOLUTION, DEFAULT_RESOLUTION), fixed
+
+
+def channels_of(name: str, image_feat, image_key: str) -> int:
+    """1 for grayscale image features, else 3 (RGB); only uint8 images are supported."""
+    if image_feat.np_dtype != np.uint8:
+        raise ValidationError(f"TFDS dataset {name!r}: only uint8 images are supported, feature "
+                         f"{image_key!r} holds {np.dtype(image_feat.np_dtype).name}")
+    return 1 if image_feat.shape[-1] == 1 else 3
+
+
+def build(name: str, *, data_dir: str | None = None, resolution: int | None = None,
+          augment: str = "auto", task: str = "classification", train_split: str = "train",
+          eval_split: str | None = None, in_memory: bool | None = None,
+          num_classes: int | None = None, mask_key: str | None = None,
+          ignore_value: int | None = None, mean: Any = None, std: Any = None) -> Dataset:
+    """A :class:`Dataset` over the TFDS dataset ``name`` prepared in ``data_dir``.
+
+    ``task='segmentation'`` reads an image + segmentation-mask dataset with ``num_classes``,
+    ``mask_key`` and ``ignore_value`` (see :mod:`lightjax.data.tfds_segmentation`)."""
+    import tensorflow_datasets as tfds
+
+    augment_lib.check_policy(augment)
+    if task not in ("classification", "segmentation"):
+        raise ValidationError(f"task must be 'classification' or 'segmentation' for TFDS dataset "
+                              f"{name!r}, got {task!r}")
+    if task == "classification":
+        extra = [k for k, v in (("num_classes", num_classes), ("mask_key", mask_key),
+                                ("ignore_value", ignore_value)) if v is not None]
+        if extra:
+            raise ValidationError(f"{', '.join(extra)} only apply with task='segmentation'; a "
+                                  f"classification dataset takes its classes from the metadata")
+    builder, root = open_builder(name, data_dir)
+    if task == "segmentation":
+        from lightjax.data import tfds_segmentation
+        return tfds_segmentation.build(
+            name, builder, root, resolution=resolution, augment=augment,
+            train_split=train_split, eval_split=eval_split, in_memory=in_memory,
+            num_classes=num_classes, mask_key=mask_key, ignore_value=ignore_value, mean=mean,
+            std=std)
     info = builder.info
 
     # -- features: an image and a class label --------------------------------------------------
@@ -227,45 +317,17 @@ def build(name: str, *, data_dir: str | None = None, resolution: int | None = No
             feat[label_key], tfds.features.ClassLabel):
         raise ValidationError(f"TFDS dataset {name!r} is not an image-classification dataset: "
                          f"need an Image feature {image_key!r} and a ClassLabel {label_key!r} "
-                         f"(features: {', '.join(features.keys())})")
+                         f"(features: {', '.join(features.keys())}; segmentation datasets need "
+                         f"task='segmentation')")
     image_feat = feat[image_key]
-    if image_feat.np_dtype != np.uint8:
-        raise ValidationError(f"TFDS dataset {name!r}: only uint8 images are supported, feature "
-                         f"{image_key!r} holds {np.dtype(image_feat.np_dtype).name}")
-    h, w, c = image_feat.shape
-    channels = 1 if c == 1 else 3
-    fixed = h is not None and w is not None
-    if resolution is not None:
-        size = (int(resolution), int(resolution))
-    elif fixed:
-        size = (int(h), int(w))
-    else:
-        size = (DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
+    channels = channels_of(name, image_feat, image_key)
+    size, fixed = target_size(image_feat, resolution)
 
     # -- splits ----------------------------------------------------------------------------------
-    available = _split_names(info)
-    if eval_split is None:
-        eval_split = next((s for s in (EVAL_SPLIT.get(_base_name(name)), "test", "validation")
-                           if s in available), None)
-        if eval_split is None:
-            raise ValidationError(f"TFDS dataset {name!r} has neither a 'test' nor a 'validation' "
-                             f"split (splits: {', '.join(available)}); pass eval_split=")
-    _check_split(name, info, train_split)
-    _check_split(name, info, eval_split)
-    counts = {"train": _num_examples(info, train_split), "test": _num_examples(info, eval_split)}
+    train_split, eval_split, counts = resolve_splits(name, info, train_split, eval_split)
     if in_memory is None:
         in_memory = sum(counts.values()) * size[0] * size[1] * channels <= IN_MEMORY_BYTES
-
-    random_access = bool(set(info.available_file_formats())
-                         & set(file_adapters.FileFormat.with_random_access()))
-    if not random_access and not (in_memory and _has_tensorflow()):
-        why = ("needs TensorFlow to read (not installed)" if in_memory else
-               "has no random access, which a dataset this large (read per batch) needs")
-        raise ValidationError(
-            f"TFDS dataset {name!r} in {builder.data_dir} is stored as {info.file_format}, which "
-            f"{why}; convert it once with `tfds convert_format "
-            f"--dataset_dir={root}/{_base_name(name)} --out_file_format=array_record` (needs "
-            f"tensorflow) or re-prepare it: {_prepare_hint(name, root)}")
+    random_access = check_random_access(name, builder, root, tf_fallback=in_memory)
 
     splits = {}
     for key, split in (("train", train_split), ("test", eval_split)):
@@ -273,7 +335,7 @@ def build(name: str, *, data_dir: str | None = None, resolution: int | None = No
             records = builder.as_data_source(
                 split=split, decoders={image_key: tfds.decode.SkipDecoding()})
         if in_memory:
-            chunks = (_chunks_from_data_source(records) if random_access
+            chunks = (chunks_from_data_source(records) if random_access
                       else _chunks_from_tf(builder, split, image_key, label_key))
             splits[key] = _load_into_memory(chunks, counts[key], image_key, label_key, size,
                                             channels, fixed)

@@ -40,10 +40,11 @@ class ConvBN(nn.Module):
         else:
             conv = self.layers.group_conv(self.features, self.groups, self.kernel_size,
                                           self.strides, self.use_bias, name="conv")
+        y = conv(x, train=train)
         if self.activation in FUSED_ACTIVATIONS:
             # a parameter-free activation fused into the norm (one backward pass, no extra mask)
-            return self.layers.norm(train, name="bn", activation=self.activation)(conv(x))
-        y = self.layers.norm(train, name="bn")(conv(x))
+            return self.layers.norm(train, name="bn", activation=self.activation)(y)
+        y = self.layers.norm(train, name="bn")(y)
         if self.activation is not None:
             y = self.layers.act(self.activation, module_name="act")(y)
         return y

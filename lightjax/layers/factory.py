@@ -7,6 +7,14 @@ the compute dtype, or installing compression hooks is one argument::
     from lightjax import models
     from lightjax.layers import LayerFactory
     model = models.create('mobilenet_v1', layers=LayerFactory(depthwise_impl='xla'))
+
+Per-layer hooks and padding constants are rules (:class:`lightjax.layers.rules.Rule`)::
+
+    from lightjax.layers.rules import Rule
+    every_conv_but_first = Rule(module_path=r'(?!stem/|head/).*',
+                                kinds=('standard', 'depthwise', 'pointwise', 'group', 'transposed'),
+                                kernel_hook=my_kernel_hook, pad_value=-1.0)
+    model = models.create('mobilenet_v1', layers=LayerFactory(rules=(every_conv_but_first,)))
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from lightjax.layers import batch_norm as bn_lib
 from lightjax.layers import conv as conv_lib
 from lightjax.layers import depthwise as dw
 from lightjax.layers import hooks
+from lightjax.layers import rules as rules_lib
 from lightjax.layers.padding import check_padding
 
 
@@ -31,7 +40,10 @@ class LayerFactory:
     Attributes:
       depthwise_impl: ``'auto'``, ``'shifted'`` or ``'xla'`` (see :mod:`lightjax.layers.depthwise`).
       padding: ``'symmetric'`` (PyTorch, default) or ``'same'`` (TensorFlow).
-      kernel_hook / input_hook: compression hooks applied by every conv and dense layer.
+      kernel_hook / input_hook: compression hooks ``hook(layer, value, train)`` applied by every
+        conv and dense layer: shorthand for a catch-all rule applied before ``rules``.
+      rules: per-layer :class:`lightjax.layers.rules.Rule` tuple (hooks, padding constant), matched
+        by module path and layer kind; every matching rule applies, in order.
       dtype: computation dtype (e.g. ``jnp.bfloat16``); parameters stay ``param_dtype``.
       bn_momentum / bn_epsilon: BatchNorm running-average momentum and epsilon (flax convention:
         ``new = momentum * old + (1 - momentum) * batch``; 0.9 equals PyTorch's 0.1).
@@ -41,6 +53,7 @@ class LayerFactory:
     padding: str = "symmetric"
     kernel_hook: hooks.KernelHook | None = None
     input_hook: hooks.InputHook | None = None
+    rules: tuple[rules_lib.Rule, ...] = ()
     dtype: Any = None
     param_dtype: Any = jnp.float32
     bn_momentum: float = 0.9
@@ -49,9 +62,12 @@ class LayerFactory:
     def __post_init__(self) -> None:
         dw.check(self.depthwise_impl)  # resolved at call time: importing starts no backend
         check_padding(self.padding)
+        hooks.check(self.kernel_hook, "LayerFactory: kernel_hook")
+        hooks.check(self.input_hook, "LayerFactory: input_hook")
+        object.__setattr__(self, "rules", rules_lib.check_rules(self.rules, "LayerFactory: rules"))
 
     def _common(self) -> dict[str, Any]:
-        return dict(kernel_hook=self.kernel_hook, input_hook=self.input_hook,
+        return dict(kernel_hook=self.kernel_hook, input_hook=self.input_hook, rules=self.rules,
                     dtype=self.dtype, param_dtype=self.param_dtype)
 
     def conv(self, features: int, kernel_size: int = 3, strides: int = 1,
@@ -80,6 +96,14 @@ class LayerFactory:
         return conv_lib.DepthwiseConv(features, kernel_size=kernel_size, strides=strides,
                                       use_bias=use_bias, padding=self.padding,
                                       impl=self.depthwise_impl, name=name, **self._common())
+
+    def conv_transpose(self, features: int, kernel_size: int = 4, strides: int = 2,
+                       use_bias: bool = False, name: str | None = None) -> nn.Module:
+        """Transposed convolution: (N, H, W, Cin) -> (N, H * strides, W * strides, features),
+        cropped per the factory's ``padding`` (see :class:`lightjax.layers.conv.ConvTranspose`)."""
+        return conv_lib.ConvTranspose(features, kernel_size=kernel_size, strides=strides,
+                                      use_bias=use_bias, padding=self.padding, name=name,
+                                      **self._common())
 
     def dense(self, features: int, use_bias: bool = True, name: str | None = None) -> nn.Module:
         return conv_lib.Dense(features, use_bias=use_bias, name=name, **self._common())

@@ -7,21 +7,51 @@ policies apply to every model without the models knowing about them.
 A hook is called *inside* the layer's compact method, so it may create or read variables of any
 collection in the layer's scope (e.g. ``layer.variable('masks', 'out', ...)``).
 
-- ``KernelHook(layer, kernel) -> kernel``: ``kernel`` has the layer's stored layout (see each
-  layer's docstring); the returned array must have the same shape.
-- ``InputHook(layer, x) -> x``: ``x`` is the NHWC (or ``(..., features)`` for dense) input; the
-  returned array must have the same shape.
+- ``KernelHook(layer, kernel, train) -> kernel``: ``kernel`` has the layer's stored layout (see
+  each layer's docstring); the returned array must have the same shape.
+- ``InputHook(layer, x, train) -> x``: ``x`` is the NHWC (or ``(..., features)`` for dense) input;
+  the returned array must have the same shape.
+
+``train`` is the ``train`` flag the layer was called with (``True`` inside a training step, in
+every model), so a hook can behave differently in training (e.g. a stochastic binarization) and
+in evaluation. Which layers get which hooks is chosen per layer with
+:class:`lightjax.layers.rules.Rule`.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Sequence
 
 import jax
-from lightjax.errors import ValidationError
+from lightjax.errors import InvalidTypeError, ValidationError
 
 Array = jax.Array
-KernelHook = Callable[[Any, Array], Array]
-InputHook = Callable[[Any, Array], Array]
+KernelHook = Callable[[Any, Array, bool], Array]
+InputHook = Callable[[Any, Array, bool], Array]
+
+
+def check(hook: Any, what: str) -> None:
+    """``InvalidTypeError`` unless ``hook`` is ``None`` or callable as
+    ``hook(layer, value, train)``.
+
+    Callables whose signature Python cannot inspect (some builtins) are accepted as they are.
+    """
+    if hook is None:
+        return
+    if not callable(hook):
+        raise InvalidTypeError(f"{what} must be a callable hook(layer, value, train) or None, got "
+                               f"{type(hook).__name__}")
+    try:
+        signature = inspect.signature(hook)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(None, None, False)
+    except TypeError:
+        raise InvalidTypeError(
+            f"{what} {getattr(hook, '__name__', hook)!r} must accept (layer, value, train); its "
+            f"signature is {signature} (hooks take the train flag since rules were added)"
+        ) from None
 
 
 def chain(*hooks: KernelHook | None) -> KernelHook | None:
@@ -32,19 +62,19 @@ def chain(*hooks: KernelHook | None) -> KernelHook | None:
     if len(present) == 1:
         return present[0]
 
-    def chained(layer: Any, value: Array) -> Array:
+    def chained(layer: Any, value: Array, train: bool) -> Array:
         for hook in present:
-            value = hook(layer, value)
+            value = hook(layer, value, train)
         return value
 
     return chained
 
 
-def apply(hook: KernelHook | None, layer: Any, value: Array) -> Array:
+def apply(hook: KernelHook | None, layer: Any, value: Array, train: bool = False) -> Array:
     """Apply ``hook`` (if any) and check it kept the shape, so errors name the layer."""
     if hook is None:
         return value
-    out = hook(layer, value)
+    out = hook(layer, value, train)
     if out.shape != value.shape:
         raise ValidationError(
             f"hook {getattr(hook, '__name__', hook)!r} changed the shape of layer "

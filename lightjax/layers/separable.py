@@ -38,6 +38,6 @@ class SeparableUnit(nn.Module):
         y = ConvBN(x.shape[-1], 3, self.strides, depthwise=True, activation=self.dw_activation,
                    layers=self.layers, name="dw")(x, train)
         if self.se_reduction:
-            y = SqueezeExcite(self.se_reduction, layers=self.layers, name="se")(y)
+            y = SqueezeExcite(self.se_reduction, layers=self.layers, name="se")(y, train)
         return ConvBN(self.features, 1, use_bias=self.pointwise_bias,
                       activation=self.pw_activation, layers=self.layers, name="pw")(y, train)

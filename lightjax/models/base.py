@@ -70,7 +70,8 @@ class ClassifierHead(nn.Module):
         x = x.mean(axis=(1, 2))
         if self.dropout:
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return self.layers.dense(self.num_classes, use_bias=self.use_bias, name="fc")(x)
+        fc = self.layers.dense(self.num_classes, use_bias=self.use_bias, name="fc")
+        return fc(x, train=train)
 
 
 def check_common(model: str, num_classes: int, stem_stride: int,

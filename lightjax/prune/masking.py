@@ -5,10 +5,12 @@ A pruning state is a dict of *group masks*, ``{group name: (size,) 0/1 float32}`
 params. Two things are derived from it, inside ``jit`` and ``vmap`` (index gathers only):
 
 - :func:`layer_masks`: the flax ``masks`` collection, one ``input`` mask per convolution/dense
-  layer, read by :class:`MaskInputs` (installed with :func:`masked`). Every layer multiplies its
-  input channels by it, so a pruned channel contributes nothing downstream even though its BN
-  shift (beta) makes it non-zero after BN: the masked network computes exactly what the compact
-  one does, in train and eval mode.
+  layer, read by :class:`MaskInputs` (installed as a rule with :func:`masked`). Every layer
+  multiplies its input channels by it, so a pruned channel contributes nothing downstream even
+  though its BN shift (beta) makes it non-zero after BN: the masked network computes exactly what
+  the compact one does, in train and eval mode. (With a rule's ``pad_value`` c != 0 a masked
+  input channel is still padded with c; its contribution vanishes because :func:`apply` and
+  ``masked_updates`` keep the consumer's weights of that channel at zero.)
 - :func:`param_masks`: a params-like tree of 0/1 masks (a producer's output channels, a
   consumer's input channels, BN scale/bias of pruned channels) for
   :func:`lightjax.prune.optim.masked_updates` and for zeroing pruned weights (:func:`apply`).
@@ -25,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lightjax.layers import hooks
+from lightjax.layers.factory import LayerFactory
+from lightjax.layers.rules import Rule
 from lightjax.prune.groups import ChannelGroups
 from lightjax.errors import InvalidTypeError, ValidationError
 
@@ -33,39 +37,57 @@ GroupMasks = Mapping[str, Any]
 
 @dataclasses.dataclass(frozen=True)
 class MaskInputs:
-    """Input hook: ``x * masks[<layer>/input]`` (after an optional inner hook, e.g. binarization).
+    """Input hook: ``x * masks[<layer>/input]`` (after an optional inner hook).
 
     The mask variable is created as ones at ``init``; pass the real ones with
-    ``apply({'params': ..., 'masks': layer_masks(groups, group_masks)}, ...)``.
+    ``apply({'params': ..., 'masks': layer_masks(groups, group_masks)}, ...)``. :func:`masked`
+    installs it as the last rule of the model's factory, so every other input hook (e.g.
+    binarization) runs first and the mask multiplies its result.
     """
 
     inner: hooks.InputHook | None = None
 
-    def __call__(self, layer: nn.Module, x: jax.Array) -> jax.Array:
+    def __call__(self, layer: nn.Module, x: jax.Array, train: bool = False) -> jax.Array:
         if self.inner is not None:
-            x = self.inner(layer, x)
+            x = self.inner(layer, x, train)
         mask = layer.variable("masks", "input", lambda: jnp.ones((x.shape[-1],), jnp.float32))
         return x * mask.value.astype(x.dtype)
 
 
-def masked(model: nn.Module) -> nn.Module:
-    """``model`` with :class:`MaskInputs` installed in its layer factory (idempotent)."""
+def _is_mask_rule(rule: Rule) -> bool:
+    return isinstance(rule.input_hook, MaskInputs)
+
+
+def _factory(model: nn.Module) -> LayerFactory:
     factory = getattr(model, "layers", None)
-    if factory is None or not dataclasses.is_dataclass(factory):
+    if not isinstance(factory, LayerFactory):
         raise InvalidTypeError(f"{type(model).__name__} has no `layers` LayerFactory field; build it "
-                        f"with lightjax.layers.LayerFactory(input_hook=MaskInputs()) instead")
-    if isinstance(factory.input_hook, MaskInputs):
+                               f"from lightjax.layers with a `layers: LayerFactory` field")
+    return factory
+
+
+def masked(model: nn.Module) -> nn.Module:
+    """``model`` with :class:`MaskInputs` installed as the last rule of its layer factory
+    (every layer; after all other input hooks). Idempotent."""
+    factory = _factory(model)
+    if isinstance(factory.input_hook, MaskInputs) or any(map(_is_mask_rule, factory.rules)):
         return model
-    return model.clone(layers=dataclasses.replace(factory,
-                                                  input_hook=MaskInputs(factory.input_hook)))
+    rule = Rule(input_hook=MaskInputs())
+    return model.clone(layers=dataclasses.replace(factory, rules=factory.rules + (rule,)))
 
 
 def unmasked(model: nn.Module) -> nn.Module:
-    """``model`` without :class:`MaskInputs` (other hooks are kept)."""
+    """``model`` without :class:`MaskInputs` (other hooks and rules are kept)."""
     factory = getattr(model, "layers", None)
-    if factory is None or not isinstance(factory.input_hook, MaskInputs):
+    if not isinstance(factory, LayerFactory):
         return model
-    return model.clone(layers=dataclasses.replace(factory, input_hook=factory.input_hook.inner))
+    rules = tuple(r for r in factory.rules if not _is_mask_rule(r))
+    input_hook = factory.input_hook
+    if isinstance(input_hook, MaskInputs):  # installed by hand as the catch-all hook
+        input_hook = input_hook.inner
+    if rules == factory.rules and input_hook is factory.input_hook:
+        return model
+    return model.clone(layers=dataclasses.replace(factory, rules=rules, input_hook=input_hook))
 
 
 def check(groups: ChannelGroups, group_masks: GroupMasks) -> None:

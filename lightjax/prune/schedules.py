@@ -5,13 +5,14 @@
 - ``gradual`` (Zhu & Gupta 2017): during fine-tuning, every ``frequency`` steps the sparsity
   follows ``s_t = s_f + (s_0 - s_f) (1 - (t - t_0) / (t_1 - t_0))^3``; masks are recomputed from the
   current weights (pruned channels stay pruned), masked updates keep them at zero.
-- ``pointwise``: the MobileNet-rhs procedure (SPEC section 3): starting at the last pointwise
-  layer, remove 2^n kernels (n = 1, 2, ...), fine-tune, keep the step while the top-1 loss against
-  the unpruned model stays within ``tolerance`` points, then move one layer up; stop at the first
-  layer where even 2 kernels cost too much (further removal no longer pays).
+- ``pointwise``: the MobileNet-rhs procedure (the pointwise-kernel removal of the MobileNet-rhs
+  paper): starting at the last pointwise layer, remove 2^n kernels (n = 1, 2, ...), fine-tune,
+  keep the step while the loss of the task's primary metric (top-1 for classification, mIoU for
+  segmentation) against the unpruned model stays within ``tolerance`` points, then move one layer
+  up; stop at the first layer where even 2 kernels cost too much (further removal no longer pays).
 
-Every schedule returns a list of history rows (round/trial, sparsity, params, MACs, top-1) and
-leaves the session holding the final masks and weights.
+Every schedule returns a list of history rows (round/trial, sparsity, params, MACs, the task's
+metrics) and leaves the session holding the final masks and weights.
 """
 from __future__ import annotations
 
@@ -19,27 +20,18 @@ import copy
 from typing import Any, Callable
 
 from lightjax.prune import ranking
+from lightjax.prune.plugin import Schedule, polynomial_sparsity  # noqa: F401 (re-exported)
 from lightjax.errors import ValidationError
 
 METHODS = ("oneshot", "iterative", "gradual", "pointwise")
 
 
-def polynomial_sparsity(step: int, target: float, begin: int, end: int, initial: float = 0.0,
-                        power: float = 3.0) -> float:
-    """Zhu & Gupta's polynomial ramp from ``initial`` (at ``begin``) to ``target`` (at ``end``)."""
-    if step <= begin:
-        return initial
-    if step >= end:
-        return target
-    return target + (initial - target) * (1.0 - (step - begin) / (end - begin)) ** power
-
-
 def _row(session, **extra) -> dict[str, Any]:
     report = session.cost()
     metrics = session.evaluate()
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
     return {**extra, "sparsity": round(ranking.sparsity(session.groups, session.masks), 4),
-            "params": report.params, "macs": report.macs, "top1": metrics["top1"],
-            "top5": metrics["top5"], "loss": metrics["loss"]}
+            "params": report.params, "macs": report.macs, **scalars}
 
 
 def oneshot(session, ratio: float, criterion: str = "l1", ranking_mode: str = "local",
@@ -80,17 +72,11 @@ def gradual(session, ratio: float, criterion: str = "l1", ranking_mode: str = "l
         raise ValidationError(f"frequency must be >= 1 steps, got {frequency}")
     if not 0 < ramp <= 1:
         raise ValidationError(f"ramp must be in (0, 1], got {ramp}")
-    steps = int(round(epochs * session.setup.steps_per_epoch))
+    steps = int(round(epochs * session.experiment.steps_per_epoch))
     end = max(1, int(steps * ramp))
     rows: list[dict] = []
-
-    def on_step(s, step: int) -> None:
-        if step % frequency and step != end:
-            return
-        target = polynomial_sparsity(step, ratio, 0, end)
-        s.prune(target, criterion, ranking_mode, round_to, max_ratio)
-
-    session.finetune(epochs, lr_scale, on_step=on_step)
+    schedule = Schedule(ratio, criterion, ranking_mode, max_ratio, round_to, end, frequency)
+    session.finetune(epochs, lr_scale, schedule=schedule)
     rows.append(_row(session, round=1, stage="fine-tuned"))
     log(rows[-1])
     return rows
@@ -99,12 +85,14 @@ def gradual(session, ratio: float, criterion: str = "l1", ranking_mode: str = "l
 def pointwise(session, tolerance: float = 1.0, max_n: int = 10, epochs: float = 1.0,
               lr_scale: float = 0.1, criterion: str = "l1", max_layers: int | None = None,
               bn_batches: int = 10, log: Callable = print) -> list[dict]:
-    """``tolerance``: accepted top-1 loss in percentage points against the unpruned model."""
+    """``tolerance``: accepted loss of the task's primary metric in percentage points against the
+    unpruned model."""
     groups = [g for g in session.groups.prunable
               if all(session.groups.kinds[p] == "pointwise" for p in g.producers)]
     if not groups:
         raise ValidationError("the pointwise procedure needs prunable pointwise convolutions")
-    baseline = session.evaluate()["top1"]
+    primary = session.task.primary
+    baseline = session.evaluate()[primary]
     rows = [{"layer": None, "removed": 0, "accepted": True, **_row(session, stage="baseline")}]
     log(rows[-1])
     for g in list(reversed(groups))[:max_layers]:
@@ -118,7 +106,7 @@ def pointwise(session, tolerance: float = 1.0, max_n: int = 10, epochs: float = 
             session.reestimate_bn(bn_batches)
             session.finetune(epochs, lr_scale)
             row = _row(session, layer=g.name, removed=remove, stage="trial")
-            row["accepted"] = (baseline - row["top1"]) * 100 <= tolerance
+            row["accepted"] = session.task.drop(baseline, row[primary]) * 100 <= tolerance
             rows.append(row)
             log(row)
             if not row["accepted"]:

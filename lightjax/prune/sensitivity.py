@@ -3,7 +3,7 @@
 For each prunable group and each ratio (0.1 ... 0.9 by default) the group alone is pruned by the
 criterion's rank (L1 by default), optionally BN statistics are re-estimated on a few batches, and
 the model is evaluated without retraining. :func:`choose_ratios` then picks, per group, the largest
-ratio whose top-1 loss stays within a tolerance, capped. Results are a table (CSV and JSON) and a
+ratio whose loss of the task's primary metric (top-1, mIoU, ...) stays within a tolerance, capped. Results are a table (CSV and JSON) and a
 plot with one curve per group.
 """
 from __future__ import annotations
@@ -17,14 +17,17 @@ from lightjax.prune import ranking
 from lightjax.errors import ValidationError
 
 DEFAULT_RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 10))
-FIELDS = ("group", "ratio", "kept", "top1", "top5", "loss", "top1_drop")
+#: leading columns; the task's metrics (e.g. top1, top5, loss; miou, pixel_acc) follow, then the
+#: drop of the primary metric (``drop``, positive = worse) also under ``<metric>_drop``.
+FIELDS = ("group", "ratio", "kept", "metric")
 
 
 def analyze(session, ratios: Sequence[float] = DEFAULT_RATIOS, criterion: str = "l1",
             groups: Sequence[str] | None = None, bn_batches: int = 0, split: str = "test",
             log=None) -> list[dict[str, Any]]:
-    """Rows ``{group, ratio, kept, top1, top5, loss, top1_drop}``; ratio 0 is the baseline row.
-    The session is left as it was."""
+    """Rows ``{group, ratio, kept, metric, <the task's metrics>, drop, <metric>_drop}``; ratio 0 is
+    the baseline row; ``metric`` names the task's primary metric and ``drop`` its loss against the
+    baseline (positive = worse, whatever the metric's direction). The session is left as it was."""
     ratios = [ranking.check_ratio(r) for r in ratios]
     names = [session.groups.check_name(n).name for n in groups] if groups else \
         [g.name for g in session.groups.prunable]
@@ -33,8 +36,16 @@ def analyze(session, ratios: Sequence[float] = DEFAULT_RATIOS, criterion: str = 
             raise ValidationError(f"group {n} cannot be pruned: {session.groups[n].reason}")
     start_state, start_masks = session.state, session.masks
     base = session.evaluate(split)
-    rows = [dict(group="(none)", ratio=0.0, kept=None, top1=base["top1"], top5=base["top5"],
-                 loss=base["loss"], top1_drop=0.0)]
+    task = session.task
+    primary = task.primary
+
+    def row(group, ratio, kept, m):
+        drop = task.drop(base[primary], m[primary])
+        scalars = {k: v for k, v in m.items() if isinstance(v, float)}
+        return dict(group=group, ratio=ratio, kept=kept, metric=primary, **scalars, drop=drop,
+                    **{f"{primary}_drop": drop})
+
+    rows = [row("(none)", 0.0, None, base)]
     scores = session.scores(criterion)
     for name in names:
         for r in ratios:
@@ -44,17 +55,26 @@ def analyze(session, ratios: Sequence[float] = DEFAULT_RATIOS, criterion: str = 
             session.set_masks(new)
             session.reestimate_bn(bn_batches)
             m = session.evaluate(split)
-            rows.append(dict(group=name, ratio=r, kept=int(new[name].sum()), top1=m["top1"],
-                             top5=m["top5"], loss=m["loss"], top1_drop=base["top1"] - m["top1"]))
+            rows.append(row(name, r, int(new[name].sum()), m))
             if log:
                 log(rows[-1])
     session.state = start_state
     return rows
 
 
+def _drop(row: dict[str, Any]) -> float:
+    """The primary metric's drop of a row (rows written before ``drop`` existed: ``top1_drop``)."""
+    return float(row["drop"] if "drop" in row else row["top1_drop"])
+
+
+def metric_of(rows: Sequence[dict[str, Any]]) -> str:
+    """The primary metric the rows were measured with (``top1`` for old files)."""
+    return str(rows[0].get("metric") or "top1") if rows else "top1"
+
+
 def choose_ratios(rows: Sequence[dict[str, Any]], tolerance: float,
                   cap: float = 0.7) -> dict[str, float]:
-    """Per group, the largest ratio (<= ``cap``) whose top-1 drop is <= ``tolerance`` (a fraction,
+    """Per group, the largest ratio (<= ``cap``) whose metric drop is <= ``tolerance`` (a fraction,
     e.g. 0.01 = 1 point) at that ratio *and every smaller one*; 0.0 when none qualifies."""
     if tolerance < 0:
         raise ValidationError(f"tolerance must be >= 0, got {tolerance}")
@@ -67,7 +87,7 @@ def choose_ratios(rows: Sequence[dict[str, Any]], tolerance: float,
     for name, group_rows in by_group.items():
         best = 0.0
         for row in sorted(group_rows, key=lambda r: r["ratio"]):
-            if row["ratio"] > cap or row["top1_drop"] > tolerance:
+            if row["ratio"] > cap or _drop(row) > tolerance:
                 break
             best = row["ratio"]
         chosen[name] = best
@@ -79,7 +99,8 @@ def save(rows: Sequence[dict[str, Any]], out_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, f"sensitivity.{ext}") for ext in ("csv", "json", "png")]
     with open(paths[0], "w", newline="") as f:
-        writer = csv.DictWriter(f, FIELDS)
+        fields = list(FIELDS) + [k for k in rows[0] if k not in FIELDS] if rows else list(FIELDS)
+        writer = csv.DictWriter(f, fields)
         writer.writeheader()
         writer.writerows(rows)
     with open(paths[1], "w") as f:
@@ -89,13 +110,14 @@ def save(rows: Sequence[dict[str, Any]], out_dir: str) -> list[str]:
 
 
 def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike | None = None):
-    """One curve per group: top-1 (percent) against the fraction of the group's filters pruned
+    """One curve per group: the primary metric (percent; top-1, mIoU, ...) against the fraction of the group's filters pruned
     (no retraining), each starting at the unpruned baseline. Returns the matplotlib Figure (no
     pyplot: safe headless and in notebooks) and writes it as a PNG when ``path`` is given."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     base = next((r for r in rows if r["group"] == "(none)"), None)
+    metric = metric_of(rows)
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
     groups = []
@@ -104,13 +126,13 @@ def plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike | None = None):
             groups.append(r["group"])
     colors = colormaps["tab20" if len(groups) > 10 else "tab10"].colors
     for i, name in enumerate(groups):
-        pts = sorted((r["ratio"], 100 * r["top1"]) for r in rows if r["group"] == name)
+        pts = sorted((r["ratio"], 100 * r[metric]) for r in rows if r["group"] == name)
         if base is not None:
-            pts = [(0.0, 100 * base["top1"])] + pts
+            pts = [(0.0, 100 * base[metric])] + pts
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=name,
                 color=colors[i % len(colors)], linestyle="-" if i < 20 else "--")
     ax.set_xlabel("fraction of the group's filters pruned (no retraining)")
-    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylabel({"top1": "top-1 accuracy", "miou": "mean IoU"}.get(metric, metric) + " (%)")
     ax.set_title("Pruning sensitivity per layer")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
@@ -133,7 +155,7 @@ def _number(text: str) -> Any:
 
 
 def load(source: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows ``{group, ratio, kept, top1, top5, loss, top1_drop}`` written by :func:`save`
+    """Rows ``{group, ratio, kept, metric, <metrics>, drop}`` written by :func:`save`
     (``source``: its output directory, ``sensitivity.json`` or ``sensitivity.csv``); ``ratio`` is
     the fraction of a group's filters pruned, accuracies are fractions (0..1)."""
     path = os.fspath(source)

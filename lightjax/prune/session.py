@@ -1,17 +1,18 @@
 """A trained run opened for pruning: masked model, channel groups, evaluation, fine-tuning.
 
 ``PruningSession.open(workdir)`` loads the run's config and latest checkpoint (written by
-``lightjax train``), derives the channel groups and installs all-ones masks. Methods prune (by a
-criterion and ranking), evaluate, re-estimate BN statistics, fine-tune with masked updates and
-compact; :func:`save_compact` writes the compact model as an ordinary run directory whose config
-carries the new ``widths``, so ``lightjax eval --workdir OUT`` reloads it without any mask.
+``lightjax train``) into an :class:`~lightjax.train.experiment.Experiment` with the pruning
+plug-in (:mod:`lightjax.prune.plugin`) installed and all-ones masks. Methods prune (by a criterion
+and ranking), evaluate (the task's metrics), re-estimate BN statistics, fine-tune through the one
+training loop (:mod:`lightjax.train.loop`) and compact; :func:`save_compact` writes the compact
+model as an ordinary run directory whose config carries the new ``widths``, so ``lightjax eval
+--workdir OUT`` reloads it without any mask.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import json
-import math
 import os
 from typing import Any, Callable, Mapping, Sequence
 
@@ -22,17 +23,18 @@ import numpy as np
 import optax
 
 from lightjax import cost
+from lightjax.errors import ValidationError
 from lightjax.prune import compact as compact_lib
 from lightjax.prune import groups as groups_lib
-from lightjax.prune import masking, optim, ranking
+from lightjax.prune import masking, ranking
+from lightjax.prune.plugin import Pruning, Schedule, derive_groups
 from lightjax.train import checkpoint, optimizer
+from lightjax.train import loop as loop_lib
 from lightjax.train import run as run_lib
 from lightjax.train import step as step_lib
-from lightjax.errors import ValidationError
+from lightjax.train.experiment import Experiment
 
-
-class Diverged(RuntimeError):
-    """Fine-tuning produced a NaN/Inf loss."""
+NAME = Pruning.name
 
 
 @dataclasses.dataclass
@@ -41,48 +43,61 @@ class PruningSession:
 
     Attributes:
       cfg: the run's config.
-      setup: data, model, shardings of the run (:class:`lightjax.train.run._Setup`).
-      groups: the model's channel groups.
-      model: the masked model.
-      state: train state; ``state.masks`` are the current group masks.
+      experiment: data, task, masked model, optimizer (learning rate held in its state).
+      plugin: the pruning plug-in (groups, schedule).
+      state: train state; ``state.compression['prune']`` are the current group masks.
     """
 
     cfg: ml_collections.ConfigDict
-    setup: Any
-    groups: groups_lib.ChannelGroups
-    model: Any
+    experiment: Experiment
+    plugin: Pruning
     state: step_lib.TrainState
-    _eval_fn: Callable | None = None
-    _train: tuple | None = None
     _bn_fn: Callable | None = None
 
     @classmethod
-    def open(cls, workdir: str, skip: Sequence[str] = (), skip_first: bool = True,
-             split_check: str | None = None) -> "PruningSession":
-        cfg, setup, state = run_lib.load_run(workdir)
-        if not hasattr(setup.model, "prunable_layers"):
-            raise ValidationError(f"{type(setup.model).__name__} lists no prunable layers")
-        channels = setup.dataset.image_shape[-1]
-        groups = groups_lib.derive(setup.model, (1, 8, 8, channels), skip=skip,
-                                   skip_first=skip_first)
-        if not groups.prunable:
-            raise ValidationError(f"{type(setup.model).__name__}: no channel group can be pruned:\n"
-                             + groups.describe())
-        state = state.replace(masks=jax.tree.map(jnp.asarray, groups.ones()))
-        return cls(cfg, setup, groups, masking.masked(setup.model), state)
+    def open(cls, workdir: str, skip: Sequence[str] = (), skip_first: bool = True
+             ) -> "PruningSession":
+        cfg = run_lib.read_config(workdir)
+        built: list[Pruning] = []
+
+        def plugins(exp: Experiment) -> list[Pruning]:
+            groups = derive_groups(exp.base_model, exp.dataset.image_shape[-1], skip, skip_first)
+            built.append(Pruning(groups, exp.base_model, [Schedule()], None, exp.input_shape))
+            return built
+
+        exp = Experiment(cfg, plugins=plugins, learning_rate=float(cfg.train.lr))
+        like = exp.init_state()
+        # the checkpoint holds the run's own optimizer state and no masks
+        trained_tx = optimizer.from_config(cfg.train, exp.steps_per_epoch, exp.cost)
+        abstract = like.replace(compression=None,
+                                opt_state=jax.eval_shape(trained_tx.init, like.params))
+        ckpt = checkpoint.Checkpoints(workdir)
+        try:
+            trained = ckpt.restore(abstract)
+        finally:
+            ckpt.close()
+        state = trained.replace(compression=like.compression,
+                                opt_state=exp.tx.init(trained.params))
+        return cls(cfg, exp, built[0], jax.device_put(state, exp.replicated))
+
+    @property
+    def groups(self) -> groups_lib.ChannelGroups:
+        return self.plugin.groups
+
+    @property
+    def task(self):
+        return self.experiment.task
 
     # --- masks ------------------------------------------------------------------------------
     @property
     def masks(self) -> dict[str, np.ndarray]:
-        return {k: np.asarray(v) for k, v in self.state.masks.items()}
+        return {k: np.asarray(v) for k, v in self.state.compression[NAME].items()}
 
     def set_masks(self, group_masks: Mapping[str, Any]) -> None:
         """Install ``group_masks`` (validated) and zero the pruned parameters."""
         masking.check(self.groups, group_masks)
-        gm = {k: jnp.asarray(v, jnp.float32) for k, v in group_masks.items()}
-        pm = masking.param_masks(self.groups, gm, self.state.params)
-        params = jax.tree.map(lambda p, m: p * m.astype(p.dtype), self.state.params, pm)
-        self.state = self.state.replace(params=params, masks=gm)
+        stacked = {k: np.asarray(v, np.float32)[None] for k, v in group_masks.items()}
+        self.state = self.experiment.access.write(self.state, NAME, stacked)
 
     def scores(self, criterion: str = "l1") -> dict[str, np.ndarray]:
         variables = {"params": self.state.params, "batch_stats": self.state.batch_stats}
@@ -99,40 +114,34 @@ class PruningSession:
 
     # --- evaluation ---------------------------------------------------------------------------
     def evaluate(self, split: str = "test") -> dict[str, float]:
-        if self._eval_fn is None:
-            self._eval_fn = jax.jit(step_lib.make_eval_step(
-                self.model, self.setup.dataset.num_classes, self.groups))
-        return run_lib.evaluate_state(self.setup, self.state, split, self._eval_fn)
+        return self.experiment.evaluate(self.state, split)
 
     def cost(self) -> cost.CostReport:
         """Params/MACs of the compact model the current masks describe."""
-        small = self.setup.model.clone(widths=compact_lib.compact_widths(
-            self.setup.model, self.groups, self.masks))
-        return cost.count(small, self.setup.input_shape)
+        base = self.experiment.base_model
+        small = base.clone(widths=compact_lib.compact_widths(base, self.groups, self.masks))
+        return cost.count(small, self.experiment.input_shape)
 
     def reestimate_bn(self, batches: int = 10, seed: int = 0) -> None:
         """Replace BN running statistics by the average of ``batches`` training batches' statistics
         (no augmentation), as recommended after pruning."""
         if batches <= 0:
             return
+        exp = self.experiment
         if self._bn_fn is None:
-            factory = self.model.layers
-            model = self.model.clone(layers=dataclasses.replace(factory, bn_momentum=0.0))
-            groups = self.groups
+            model = exp.model.clone(layers=dataclasses.replace(exp.model.layers, bn_momentum=0.0))
+            plugins = exp.plugins
 
             @jax.jit
             def stats(state, images):
-                variables = {"params": state.params, "batch_stats": state.batch_stats,
-                             "masks": masking.layer_masks(groups, state.masks)}
+                variables = step_lib.model_variables(state, state.params, plugins)
                 _, upd = model.apply(variables, images, train=True, mutable=["batch_stats"])
                 return upd["batch_stats"]
 
             self._bn_fn = stats
-        stats = self._bn_fn
         total, n = None, 0
-        for local in self.setup.dataset.batches("train", self.setup.batch_size, seed=seed,
-                                                epoch=0, augment=False):
-            s = stats(self.state, self.setup.global_batch(local)["image"])
+        for batch in exp.train_batches(0, seed=seed, augment=False):
+            s = self._bn_fn(self.state, batch["image"])
             total = s if total is None else jax.tree.map(jnp.add, total, s)
             n += 1
             if n >= batches:
@@ -142,62 +151,42 @@ class PruningSession:
 
     # --- fine-tuning --------------------------------------------------------------------------
     def finetune(self, epochs: float, lr_scale: float = 0.1, seed: int = 0,
-                 on_step: Callable[["PruningSession", int], None] | None = None,
-                 progress: bool = False) -> dict[str, float]:
-        """Train with masked updates for ``epochs`` (fractions allowed), starting at ``lr_scale``
-        times the run's learning rate, cosine-decayed to 0. ``on_step(session, step)`` runs after
-        every step (gradual pruning updates masks there). Returns the mean train loss/top-1."""
-        spe = self.setup.steps_per_epoch
-        steps = int(round(epochs * spe))
+                 schedule: Schedule | None = None, progress: bool = False) -> dict[str, Any]:
+        """Train with masked updates for ``epochs`` (fractions allowed) through the training loop,
+        starting at ``lr_scale`` times the run's learning rate, cosine-decayed to 0. A
+        ``schedule`` (e.g. a gradual ramp) re-selects masks between steps meanwhile."""
+        exp = self.experiment
+        steps = int(round(epochs * exp.steps_per_epoch))
         if steps <= 0:
             return {"steps": 0}
-        tx, train_fn = self._trainer()
         lr = optax.cosine_decay_schedule(float(self.cfg.train.lr) * lr_scale, steps)
-        state = self.state.replace(opt_state=tx.init(self.state.params))
-        done, loss_sum, top1_sum, epoch = 0, 0.0, 0.0, 0
-        bar = run_lib._progress(progress, steps, 0, self.setup.batch_size)
-        while done < steps:
-            for local in self.setup.dataset.batches("train", self.setup.batch_size, seed=seed,
-                                                    epoch=epoch):
-                state = state.replace(opt_state=optimizer.with_lr(state.opt_state, lr(done)))
-                state, metrics = train_fn(state, self.setup.global_batch(local))
-                loss = float(metrics["loss"])
-                if not math.isfinite(loss):
-                    raise Diverged(f"fine-tuning loss became {loss} at step {done + 1}")
-                loss_sum, top1_sum, done = loss_sum + loss, top1_sum + float(metrics["top1"]), \
-                    done + 1
-                if bar is not None:
-                    bar.update(1)
-                if on_step is not None:
-                    self.state = state
-                    on_step(self, done)
-                    state = self.state
-                if done >= steps:
-                    break
-            epoch += 1
-        if bar is not None:
-            bar.close()
-        self.state = state
-        return {"steps": done, "train_loss": loss_sum / done, "train_top1": top1_sum / done}
+        train_fn = exp.train_fn
 
-    def _trainer(self):
-        """The masked optimizer and jitted train step, built once per session (the learning
-        rate lives in the optimizer state)."""
-        if self._train is None:
-            t = self.cfg.train
-            tx = optim.masked_updates(optimizer.from_config(
-                t, self.setup.steps_per_epoch, self.setup.cost, learning_rate=float(t.lr)))
-            train_fn = jax.jit(step_lib.make_train_step(
-                self.model, tx, self.setup.dataset.num_classes,
-                float(t.get("label_smoothing", 0.0)), self.groups))
-            self._train = (tx, train_fn)
-        return self._train
+        def step(state, batch, i):
+            state = state.replace(opt_state=optimizer.with_lr(state.opt_state, lr(i)))
+            return train_fn(state, batch)
+
+        state = self.state.replace(opt_state=exp.tx.init(self.state.params))
+        self.plugin.schedules = (schedule or Schedule(),)
+        loop = loop_lib.Loop(
+            steps_per_epoch=exp.steps_per_epoch, total_steps=steps, step=step,
+            batches=lambda epoch, start: exp.train_batches(epoch, start, seed=seed),
+            before_step=exp.before_step_hooks(), divergence="raise",
+            check_every_steps=1, progress=progress, batch_size=exp.batch_size,
+            label="fine-tuning",
+            resume_hint="nothing was written; run the same command again to start over")
+        try:
+            result = loop_lib.run(loop, state, 0)
+        finally:
+            self.plugin.schedules = (Schedule(),)
+        self.state = result.state
+        return {"steps": result.step}
 
     # --- compaction ---------------------------------------------------------------------------
     def compact(self) -> tuple[Any, dict[str, Any]]:
         variables = {"params": self.state.params, "batch_stats": self.state.batch_stats}
-        return compact_lib.compact(self.setup.model, variables, self.groups, self.masks,
-                                   self.setup.input_shape)
+        return compact_lib.compact(self.experiment.base_model, variables, self.groups,
+                                   self.masks, self.experiment.input_shape)
 
 
 def save_compact(session: PruningSession, out: str, summary: Mapping[str, Any],
@@ -206,26 +195,26 @@ def save_compact(session: PruningSession, out: str, summary: Mapping[str, Any],
     an orbax checkpoint, ``summary.json`` and ``prune.json``. ``out`` must not exist or be
     empty."""
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-        raise ValidationError(f"{out} already exists and is not empty; choose a new --out directory")
+        raise ValidationError(f"{out} already exists and is not empty; choose a new --out "
+                              f"directory")
     small, variables = session.compact()
     cfg = copy.deepcopy(session.cfg)
     cfg.model.widths = tuple(int(w) for w in small.widths)
     cfg.train.epochs = max(1, int(finetune_epochs))
-    setup = run_lib._Setup(cfg)
-    state = setup.init_state()
+    exp = Experiment(cfg, plugins=[])
+    state = exp.init_state()
     state = state.replace(params=variables["params"],
                           batch_stats=variables.get("batch_stats", {}),
-                          opt_state=setup.tx.init(variables["params"]),
-                          step=jnp.asarray(setup.total_steps, jnp.int32))
-    run_lib._prepare_workdir(cfg, out)
+                          opt_state=exp.tx.init(variables["params"]),
+                          step=jnp.asarray(exp.total_steps, jnp.int32))
+    state = jax.device_put(state, exp.replicated)
+    run_lib.claim(cfg, out)
     ckpt = checkpoint.Checkpoints(out, keep=1)
-    ckpt.save(setup.total_steps, jax.device_put(state, setup.replicated))
+    ckpt.save(exp.total_steps, state)
     ckpt.wait()
     ckpt.close()
-    test = run_lib.evaluate_state(setup, jax.device_put(state, setup.replicated), "test")
-    result = {"top1": test["top1"], "top5": test["top5"], "loss": test["loss"],
-              "params": setup.cost.params, "macs": setup.cost.macs,
-              "steps": setup.total_steps, "finished": True}
+    metrics = exp.evaluate(state, "test")
+    result = run_lib.summary_of(exp, metrics, exp.total_steps, 0.0)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(result, f, indent=2)
     with open(os.path.join(out, "prune.json"), "w") as f:

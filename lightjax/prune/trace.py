@@ -32,8 +32,7 @@ import numpy as np
 from lightjax.layers import conv as conv_lib
 from lightjax.errors import ValidationError
 
-LAYER_TYPES = (conv_lib.Conv, conv_lib.PointwiseConv, conv_lib.GroupConv,
-               conv_lib.DepthwiseConv, conv_lib.Dense)
+LAYER_TYPES = conv_lib.LAYER_TYPES
 
 
 def is_layer(module: nn.Module) -> bool:
@@ -47,7 +46,8 @@ class LayerRecord:
 
     Attributes:
       path: module path, e.g. ``'unit3/pw/conv'``.
-      kind: ``'standard'``, ``'pointwise'``, ``'group'``, ``'depthwise'`` or ``'fc'``.
+      kind: ``'standard'``, ``'pointwise'``, ``'group'``, ``'depthwise'``, ``'transposed'`` or
+        ``'fc'``.
       groups: group count of a grouped conv (1 otherwise; depthwise: its channel count).
       in_channels / out_channels: channel counts.
       first_id: the ids of its output channels are ``first_id + c``.
@@ -106,14 +106,17 @@ def _groups_of(module: nn.Module, in_channels: int) -> int:
 
 
 def strip_hooks(model: nn.Module) -> nn.Module:
-    """``model`` without compression hooks (when it has a ``layers`` factory)."""
+    """``model`` without compression hooks and rules (when it has a ``layers`` factory)."""
     factory = getattr(model, "layers", None)
     if factory is None or not dataclasses.is_dataclass(factory):
         return model
     if getattr(factory, "kernel_hook", None) is None and \
-            getattr(factory, "input_hook", None) is None:
+            getattr(factory, "input_hook", None) is None and not getattr(factory, "rules", ()):
         return model
-    return model.clone(layers=dataclasses.replace(factory, kernel_hook=None, input_hook=None))
+    fields = {f.name for f in dataclasses.fields(factory)}
+    cleared = {k: v for k, v in (("kernel_hook", None), ("input_hook", None), ("rules", ()))
+               if k in fields}
+    return model.clone(layers=dataclasses.replace(factory, **cleared))
 
 
 def trace_channels(model: nn.Module, input_shape: Sequence[int], chunk: int = 512,
@@ -121,7 +124,7 @@ def trace_channels(model: nn.Module, input_shape: Sequence[int], chunk: int = 51
     """Trace the channel dependencies of ``model`` on inputs of ``input_shape`` (NHWC).
 
     ``input_shape``'s spatial size only needs to be valid for the model; a small one is fastest.
-    Compression hooks are removed first (:func:`strip_hooks`). ``call_kwargs`` go to the model's
+    Compression hooks and rules are removed first (:func:`strip_hooks`). ``call_kwargs`` go to the model's
     ``__call__`` (``train=False`` is forced).
     """
     model = strip_hooks(model)

@@ -1,7 +1,10 @@
-"""Train one group of sweep members together: one compiled step, ``jax.vmap`` over members.
+"""Train one group of sweep members together: the training loop with a vmapped step.
 
-The stacked train state has a leading member axis on every leaf: parameters, BN statistics
-(per member), optimizer state, RNG key. Per-member traced values (:data:`lightjax.sweep.plan.TRACED`):
+A group is the one training loop (:mod:`lightjax.train.loop`) run with ``members = K``: the step is
+the ordinary train step (:func:`lightjax.train.step.make_train_step`) under ``jax.vmap``, and the
+stacked train state has a leading member axis on every leaf: parameters, BN statistics (per
+member), optimizer state, RNG key and compression state. Per-member traced values
+(:data:`lightjax.sweep.plan.TRACED`):
 
 - ``train.seed``: parameter init, dropout RNG and data order (members with one seed share batches);
 - ``train.lr``: each member's learning rate is ``lr_m * shape(step)``, where ``shape`` is the
@@ -10,17 +13,18 @@ The stacked train state has a leading member axis on every leaf: parameters, BN 
 - ``train.weight_decay``: injected the same way;
 - ``train.activation_init``: start value of trainable activation parameters (RReLU slopes, swish
   beta);
-- ``prune.*``: pruning masks, held per member in ``state.masks`` (:mod:`lightjax.sweep.pruning`).
+- compression settings (``prune.*``): each plug-in keeps per-member state (e.g. masks) and
+  per-member schedules run on the host between steps (:mod:`lightjax.train.compression`).
 
 Members and batches are laid out on a ``('sweep', 'data')`` mesh (:mod:`lightjax.sweep.mesh`). A
 member whose loss becomes NaN/Inf is marked ``diverged``; the others are unaffected (vmapped
-members never mix). The group checkpoints its stacked state every epoch (orbax) and resumes from it.
+members never mix). The group checkpoints its stacked state every epoch (orbax), on
+SIGINT/SIGTERM, and resumes from it.
 """
 from __future__ import annotations
 
 import math
-import time
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,33 +32,64 @@ import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from lightjax.prune import optim as prune_optim
-from lightjax.sweep import mesh as mesh_lib
-from lightjax.sweep import pruning
-from lightjax.train import checkpoint, optimizer
-from lightjax.train import run as run_lib
-from lightjax.train import step as step_lib
 from lightjax.errors import ValidationError
+from lightjax.sweep import mesh as mesh_lib
+from lightjax.train import checkpoint, optimizer
+from lightjax.train import experiment as experiment_lib
+from lightjax.train import loop as loop_lib
+from lightjax.train import step as step_lib
 
 
 def activation_inits(cfgs: Sequence[ml_collections.ConfigDict]) -> np.ndarray | None:
     """The members' ``train.activation_init`` values (``None`` when no member sets one)."""
-    values = [run_lib.activation_init(c) for c in cfgs]
+    values = [experiment_lib.activation_init(c) for c in cfgs]
     if all(v is None for v in values):
         return None
     if any(v is None for v in values):
-        raise ValidationError("train.activation_init is set for some members of a group and not for "
-                         "others; give every member a value (or none)")
+        raise ValidationError("train.activation_init is set for some members of a group and "
+                              "not for others; give every member a value (or none)")
     return np.asarray(values, np.float32)
 
 
+class GroupAccess:
+    """:class:`lightjax.train.compression.StateAccess` over a group's stacked state."""
+
+    def __init__(self, trainer: "GroupTrainer"):
+        self.trainer = trainer
+        self.members = trainer.size
+        self._write = None
+
+    def read(self, tree: Any) -> Any:
+        return self.trainer.host(tree)
+
+    def write(self, state: step_lib.TrainState, name: str, value: Any) -> step_lib.TrainState:
+        t = self.trainer
+        if self._write is None:
+            plugins = t.plugins
+
+            def one(state, extra):
+                state = state.replace(compression=dict(state.compression, **extra))
+                for p in plugins:
+                    state = p.on_write(state)
+                return state
+
+            self._write = jax.jit(jax.vmap(one), out_shardings=t.state_sharding,
+                                  donate_argnums=0)
+        value = jax.tree.map(lambda v: mesh_lib.per_member(t.mesh, v), value)
+        return self._write(state, {name: value})
+
+
 class GroupTrainer:
-    """Setup shared by a group's members (built from the first member's config)."""
+    """Setup shared by a group's members (the first member's config; its plug-ins from all)."""
 
     def __init__(self, cfgs: Sequence[ml_collections.ConfigDict],
                  devices: Sequence[jax.Device] | None = None):
         self.cfgs = list(cfgs)
-        self.setup = run_lib._Setup(self.cfgs[0])
+        exp = experiment_lib.Experiment(self.cfgs[0], member_configs=self.cfgs,
+                                        learning_rate=1.0, traced_weight_decay=True)
+        self.experiment = exp
+        self.plugins = exp.plugins
+        self.model, self.tx, self.task = exp.model, exp.tx, exp.task
         t = self.cfgs[0].train
         self.seeds = np.array([int(c.train.seed) for c in self.cfgs])
         self.hyper = {
@@ -64,24 +99,16 @@ class GroupTrainer:
         self.activation_inits = activation_inits(self.cfgs)
         unit = ml_collections.ConfigDict(t.to_dict())
         unit.lr = 1.0
-        self.shape = optimizer.schedule(unit, self.setup.steps_per_epoch)
-        self.pruning = pruning.MemberPruning.build(self.cfgs, self.setup)
-        groups = None if self.pruning is None else self.pruning.groups
-        tx = optimizer.from_config(t, self.setup.steps_per_epoch, self.setup.cost,
-                                   learning_rate=1.0, traced_weight_decay=True)
-        self.tx = tx if groups is None else prune_optim.masked_updates(tx)
-        self.model = self.setup.model if groups is None else self.pruning.model
+        self.shape = optimizer.schedule(unit, exp.steps_per_epoch)
         self.shared_data = len(set(self.seeds.tolist())) == 1
-        self.mesh = mesh_lib.member_mesh(self.size, self.setup.batch_size, devices)
+        self.mesh = mesh_lib.member_mesh(self.size, exp.batch_size, devices)
         self.data_sharding = NamedSharding(
             self.mesh, P("data") if self.shared_data else P("sweep", "data"))
         self.eval_sharding = NamedSharding(self.mesh, P("data"))
         self.replicated = NamedSharding(self.mesh, P())
         # one compiled copy of any member-stacked tree onto every device, for host reads
         self._replicate = jax.jit(lambda tree: tree, out_shardings=self.replicated)
-        self._install_fn = None
-        base = step_lib.make_train_step(self.model, self.tx, self.setup.dataset.num_classes,
-                                        float(t.get("label_smoothing", 0.0)), groups)
+        base = step_lib.make_train_step(self.model, self.tx, self.task, self.plugins)
 
         def member_step(state, hyper, batch, factor):
             values = dict(hyper, learning_rate=hyper["learning_rate"] * factor)
@@ -94,13 +121,18 @@ class GroupTrainer:
         self.train_fn = jax.jit(
             jax.vmap(member_step, in_axes=(0, 0, None if self.shared_data else 0, None)),
             out_shardings=(self.state_sharding, self.replicated), donate_argnums=0)
-        evaluate = step_lib.make_eval_step(self.model, self.setup.dataset.num_classes, groups)
+        evaluate = step_lib.make_eval_step(self.model, self.task, self.plugins)
         self.eval_fn = jax.jit(jax.vmap(evaluate, in_axes=(0, None)),
                                out_shardings=self.replicated)
+        self.access = GroupAccess(self)
 
     @property
     def size(self) -> int:
         return len(self.cfgs)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.experiment.steps_per_epoch
 
     # --- state --------------------------------------------------------------------------------
     def _inits_or_zeros(self) -> jax.Array:
@@ -108,14 +140,12 @@ class GroupTrainer:
         return jnp.zeros(self.size, jnp.float32) if values is None else jnp.asarray(values)
 
     def _init(self, seeds: jax.Array, activation_inits: jax.Array) -> step_lib.TrainState:
-        model, tx, shape = self.setup.model, self.tx, self.setup.input_shape
+        model, tx, shape = self.model, self.tx, self.experiment.input_shape
         use_init = self.activation_inits is not None
+        plugins = self.plugins
 
         def one(seed, act):
-            state = step_lib.init_state(model, tx, seed, shape, act if use_init else None)
-            if self.pruning is not None:
-                state = self.pruning.init_member(state, tx)
-            return state
+            return step_lib.init_state(model, tx, seed, shape, act if use_init else None, plugins)
 
         return jax.vmap(one)(seeds, activation_inits)
 
@@ -142,7 +172,7 @@ class GroupTrainer:
     def _batches(self, epoch: int, start: int) -> Iterator[dict[str, jax.Array]]:
         """Train batches from batch ``start`` of ``epoch``: (B, ...) shared by every member, or
         (K, B, ...) with each member's own data order; each process loads only its part."""
-        ds, b = self.setup.dataset, self.setup.batch_size
+        ds, b = self.experiment.dataset, self.experiment.batch_size
         lead = (b,) if self.shared_data else (self.size, b)
         block = mesh_lib.local_block(self.data_sharding, lead)
         index, count = mesh_lib.row_partition(block[-1], b)
@@ -156,85 +186,59 @@ class GroupTrainer:
 
     def _eval_batches(self, split: str) -> Iterator[dict[str, jax.Array]]:
         data = self.mesh.shape["data"]
-        size = int(self.cfgs[0].train.get("eval_batch_size", self.setup.batch_size))
+        size = int(self.cfgs[0].train.get("eval_batch_size", self.experiment.batch_size))
         size = max(size - size % data, data)
         index, count = mesh_lib.row_partition(
             mesh_lib.local_block(self.eval_sharding, (size,))[0], size)
-        for local in self.setup.dataset.batches(split, size, shuffle=False, augment=False,
-                                                drop_remainder=False, process_index=index,
-                                                process_count=count):
+        for local in self.experiment.dataset.batches(split, size, shuffle=False, augment=False,
+                                                     drop_remainder=False, process_index=index,
+                                                     process_count=count):
             yield self._global(local, self.eval_sharding, (size,))
 
     # --- train / evaluate ---------------------------------------------------------------------
-    def evaluate(self, state: step_lib.TrainState, split: str = "test") -> list[dict[str, float]]:
-        totals = None
+    def evaluate(self, state: step_lib.TrainState, split: str = "test") -> list[dict[str, Any]]:
+        """The task's metrics of every member over the whole ``split``."""
+        evaluators = [self.task.evaluator() for _ in range(self.size)]
         for batch in self._eval_batches(split):
-            sums = self.eval_fn(state, batch)
-            totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-        totals = jax.device_get(totals)
-        out = []
-        for m in range(self.size):
-            count = float(totals["count"][m])
-            out.append({k: float(totals[k][m]) / count for k in ("loss", "top1", "top5")})
-        return out
+            outputs = jax.device_get(self.eval_fn(state, batch))
+            for m, ev in enumerate(evaluators):
+                ev.update({k: v[m] for k, v in outputs.items()})
+        return [ev.result() for ev in evaluators]
 
-    def train(self, workdir: str, on_step: Callable[[int], None] | None = None,
-              max_steps: int | None = None) -> dict[str, Any]:
-        """Train (or resume) in ``workdir``; returns per-member metrics, status and seconds."""
+    def train(self, workdir: str, max_steps: int | None = None, progress: bool = False,
+              label: str = "") -> dict[str, Any]:
+        """Train (or resume) in ``workdir`` through the training loop; returns per-member
+        metrics, status and seconds."""
+        exp = self.experiment
         ckpt = checkpoint.Checkpoints(workdir, keep=1)
-        state = self.init_state()
-        start = ckpt.latest_step()
-        if start is not None:
-            state = ckpt.restore(state, start)
-        spe, total = self.setup.steps_per_epoch, self.setup.total_steps
-        stop = total if max_steps is None else min(total, max_steps)
-        hyper = {k: mesh_lib.per_member(self.mesh, v) for k, v in self.hyper.items()}
-        diverged = np.zeros(self.size, bool)
-        t0 = time.time()
-        step = int(self.host(state.step)[0])
         try:
-            while step < stop:
-                epoch, offset = divmod(step, spe)
-                losses = []
-                for batch in self._batches(epoch, offset):
-                    if step >= stop:
-                        break
-                    if self.pruning is not None:
-                        state = self.pruning.update(self, state, step)
-                    state, metrics = self.train_fn(state, hyper, batch,
-                                                   jnp.float32(self.shape(step)))
-                    losses.append(metrics["loss"])
-                    step += 1
-                    if on_step is not None:
-                        on_step(step)
-                if losses:
-                    finite = np.isfinite(np.asarray(jnp.stack(losses))).all(axis=0)
-                    diverged |= ~finite
-                if step % spe == 0 or step >= stop:
-                    ckpt.save(step, state)
+            state = self.init_state()
+            if ckpt.latest_step() is not None:
+                state = ckpt.restore(state)
+            start = int(self.host(state.step)[0])
+            hyper = {k: mesh_lib.per_member(self.mesh, v) for k, v in self.hyper.items()}
+            loop = loop_lib.Loop(
+                steps_per_epoch=exp.steps_per_epoch, total_steps=exp.total_steps,
+                step=lambda s, b, i: self.train_fn(s, hyper, b, jnp.float32(self.shape(i))),
+                batches=self._batches, members=self.size, checkpoints=ckpt,
+                before_step=[lambda s, i, p=p: p.before_step(self.access, s, i)
+                             for p in self.plugins],
+                divergence="mark", check_every_steps=max(1, exp.steps_per_epoch),
+                progress=progress, batch_size=exp.batch_size,
+                label=label or f"{self.size} members",
+                resume_hint="run the same `lightjax sweep` command again to resume")
+            result = loop_lib.run(loop, state, start, max_steps)
         finally:
-            ckpt.wait()
             ckpt.close()
-        seconds = time.time() - t0
-        if step < total:
-            return {"finished": False, "steps": step, "seconds": seconds}
-        metrics = self.evaluate(state)
-        stacked = None if self.pruning is None else self.host(state)
+        if not result.finished:
+            return {"finished": False, "steps": result.step, "seconds": result.seconds}
+        metrics = self.evaluate(result.state)
+        extras = {p.name: self.host(result.state.compression[p.name]) for p in self.plugins}
         for m, row in enumerate(metrics):
-            row["status"] = "diverged" if diverged[m] or not math.isfinite(row["loss"]) \
-                else "finished"
-            if stacked is not None:
-                row.update(self.pruning.summary(jax.tree.map(lambda a: a[m], stacked)))
-        return {"finished": True, "steps": step, "seconds": seconds, "members": metrics,
-                "state": state}
-
-    def _install_masks(self, state: step_lib.TrainState,
-                       masks: dict[str, np.ndarray]) -> step_lib.TrainState:
-        """``state`` with the stacked group ``masks`` (host, member axis first) installed and every
-        member's pruned parameters zeroed."""
-        if self._install_fn is None:
-            zero = jax.vmap(self.pruning.zero_pruned)
-            self._install_fn = jax.jit(lambda s, m: zero(s.replace(masks=m)),
-                                       out_shardings=self.state_sharding, donate_argnums=0)
-        return self._install_fn(state, {k: mesh_lib.per_member(self.mesh, v)
-                                        for k, v in masks.items()})
+            diverged = result.diverged[m] or not math.isfinite(row.get("loss", 0.0))
+            row["status"] = "diverged" if diverged else "finished"
+            row["metric"] = self.task.primary
+            for p in self.plugins:
+                row.update(p.summary(extras[p.name], m))
+        return {"finished": True, "steps": result.step, "seconds": result.seconds,
+                "members": metrics, "state": result.state}

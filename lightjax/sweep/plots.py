@@ -23,6 +23,8 @@ from lightjax.errors import ValidationError
 ALPHA = "model.alpha"
 RESOLUTION = "data.resolution"
 ACTIVATION = "model.activation"
+#: axis wording of the tasks' primary metrics
+METRIC_NAMES = {"top1": "top-1 accuracy", "miou": "mean IoU"}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 DPI = 120
 
@@ -49,14 +51,17 @@ def _points(rows: Sequence[table.Row], what: str) -> list[table.Row]:
 
 
 def alpha_rho_tradeoff(rows: Sequence[table.Row], path: str | os.PathLike | None = None) -> Figure:
-    """Top-1 (%) against MACs (left) and parameters (right), both on log x axes.
+    """The task's metric (top-1, mIoU; %) against MACs (left) and parameters (right), both on
+    log x axes.
 
     Left: one line per width multiplier alpha (``model.alpha``) through its resolutions
     (``data.resolution``, one marker each), as in MobileNet Figure 4 (accuracy vs multiply-adds,
     log-linear). Right: the same points against parameter count (Figure 5); parameters do not
-    depend on the resolution, so the lines there join the alphas of one resolution.
+    depend on the resolution, so the lines there join the alphas of one resolution (one labelled,
+    dashed line per resolution, drawn with that resolution's marker).
     """
     points = _points(rows, "alpha_rho_tradeoff")
+    metric = METRIC_NAMES.get(table.metric_of(rows), table.metric_of(rows))
     others = sorted(k for k in {k for p in points for k in p["config"]} - {ALPHA, RESOLUTION}
                     if len({str(p["config"].get(k)) for p in points}) > 1)
     if others:
@@ -75,11 +80,13 @@ def alpha_rho_tradeoff(rows: Sequence[table.Row], path: str | os.PathLike | None
                       key=lambda p: p["macs"])
         ax_macs.plot([p["macs"] for p in line], [100 * p["mean"] for p in line], "-",
                      color=colors[alpha], label=_name(alpha, "alpha"))
-    for rho in rhos:
+    styles = ("--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1)))
+    for i, rho in enumerate(rhos):
         line = sorted((p for p in points if p["config"].get(RESOLUTION) == rho),
                       key=lambda p: p["params"])
-        ax_params.plot([p["params"] for p in line], [100 * p["mean"] for p in line], "--",
-                       color="0.6", lw=1, label=f"_{_name(rho, 'resolution')}")
+        ax_params.plot([p["params"] for p in line], [100 * p["mean"] for p in line],
+                       linestyle=styles[i % len(styles)], marker=marker[rho], mfc="none",
+                       color="0.45", lw=1, label=_name(rho, "resolution"))
     for p in points:
         alpha, rho = p["config"].get(ALPHA), p["config"].get(RESOLUTION)
         err = 100 * p["std"] if p["n"] > 1 else None
@@ -93,9 +100,10 @@ def alpha_rho_tradeoff(rows: Sequence[table.Row], path: str | os.PathLike | None
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel(f"{what} (log scale)")
         ax.grid(alpha=0.3, which="both")
-    ax_macs.set_ylabel("top-1 accuracy (%)")
-    ax_macs.set_title("top-1 vs MACs: one line per alpha")
-    ax_params.set_title("top-1 vs parameters: one line per resolution")
+    ax_macs.set_ylabel(f"{metric} (%)")
+    ax_macs.set_title(f"{metric} vs MACs: one line per alpha")
+    ax_params.set_title(f"{metric} vs parameters: one line per resolution")
+    ax_params.legend(fontsize=8, title="lines (grey)", title_fontsize=8)
     rho_handles = [Line2D([], [], ls="", marker=marker[r], color="0.3", label=_name(r, "rho"))
                    for r in rhos]
     ax_macs.legend(handles=ax_macs.get_legend_handles_labels()[0] + rho_handles, fontsize=8)

@@ -25,7 +25,7 @@ from lightjax.sweep import plan as plan_lib
 from lightjax.sweep import table
 from lightjax.sweep.group import GroupTrainer
 from lightjax.sweep.spec import Sweep
-from lightjax.train import run as run_lib
+from lightjax.train import experiment
 from lightjax.train import step as step_lib
 from lightjax.train import workdir as workdir_lib
 
@@ -46,11 +46,10 @@ def finished_rows(workdir: str) -> dict[int, dict[str, Any]]:
 def _latency_ms(trainer: GroupTrainer, state: Any, repeats: int = 10) -> float:
     """Median eval-mode forward latency of member 0 at batch 1 on one local device (ms); pruned
     members are timed masked (the compact model's latency is ``benchmarks/pruning.py``'s)."""
-    model = trainer.model
+    model, plugins = trainer.model, trainer.plugins
     one = trainer.member(state, 0)
-    x = np.zeros(trainer.setup.input_shape, np.float32)
-    groups = None if trainer.pruning is None else trainer.pruning.groups
-    fwd = jax.jit(lambda s, x: model.apply(step_lib.model_variables(s, s.params, groups), x,
+    x = np.zeros(trainer.experiment.input_shape, np.float32)
+    fwd = jax.jit(lambda s, x: model.apply(step_lib.model_variables(s, s.params, plugins), x,
                                            train=False))
     jax.block_until_ready(fwd(one, x))
     times = []
@@ -71,8 +70,8 @@ def describe_plan(sweep: Sweep, max_members: int | None = None) -> str:
              f"(traced per member: {', '.join(plan_lib.TRACED)})"]
     for g in groups:
         cfg = configs[g.members[0]]
-        dataset = run_lib.build_dataset(cfg)
-        model = run_lib.build_model(cfg, dataset)
+        dataset = experiment.build_dataset(cfg)
+        model = experiment.build_model(cfg, dataset)
         report = cost.count(model, (1, *dataset.image_shape))
         static = ", ".join(f"{k}={v}" for k, v in g.static.items()) or "(base config)"
         lines.append(f"  {g.name}: {len(g.members)} members {list(g.members)}  program "
@@ -100,15 +99,18 @@ def run(sweep: Sweep, workdir: str, max_members: int | None = None, progress: bo
     try:
         for g in todo:
             trainer = GroupTrainer([configs[m] for m in g.members])
-            result = trainer.train(os.path.join(workdir, "groups", g.name), max_steps=max_steps)
+            result = trainer.train(os.path.join(workdir, "groups", g.name), max_steps=max_steps,
+                                   progress=progress,
+                                   label=f"{g.name}: {len(g.members)} members")
             if not result["finished"]:
                 continue
             latency = _latency_ms(trainer, result["state"])
             rows = []
             for m, metrics in zip(g.members, result["members"]):
                 rows.append({"member": m, "config": sweep.members[m], "group": g.name,
-                             "params": trainer.setup.cost.params,
-                             "macs": trainer.setup.cost.macs, **metrics,
+                             "task": trainer.task.name,
+                             "params": trainer.experiment.cost.params,
+                             "macs": trainer.experiment.cost.macs, **metrics,
                              "latency_ms": round(latency, 4),
                              "seconds": round(result["seconds"], 2),
                              "members_in_group": len(g.members),
@@ -127,13 +129,22 @@ def run(sweep: Sweep, workdir: str, max_members: int | None = None, progress: bo
     return [done[m] for m in sorted(done)]
 
 
+#: extra columns shown per task besides its primary metric
+_SECONDARY = {"top1": "top5", "miou": "pixel_acc"}
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'member':>6}  {'status':<9} {'top1':>7} {'top5':>7} {'loss':>8} {'params':>10} " \
-           f"{'MACs':>12} {'ms':>7} {'s':>6}  config"
+    """The results as text: status, the task's primary (and one secondary) metric, loss, cost."""
+    metric = table.metric_of(rows)
+    second = _SECONDARY.get(metric)
+    head = f"{'member':>6}  {'status':<9} {metric:>7} " + (f"{second:>9} " if second else "") + \
+           f"{'loss':>8} {'params':>10} {'MACs':>12} {'ms':>7} {'s':>6}  config"
     lines = [head]
     for r in rows:
-        lines.append(f"{r['member']:>6}  {r['status']:<9} {100 * r['top1']:>6.2f}% "
-                     f"{100 * r['top5']:>6.2f}% {r['loss']:>8.4f} {r['params']:>10,} "
+        extra = f"{100 * r[second]:>8.2f}% " if second and second in r else \
+            (f"{'':>9} " if second else "")
+        lines.append(f"{r['member']:>6}  {r['status']:<9} {100 * r[metric]:>6.2f}% {extra}"
+                     f"{r['loss']:>8.4f} {r['params']:>10,} "
                      f"{r['macs']:>12,} {r['latency_ms']:>7.3f} {r['seconds']:>6.1f}  "
                      f"{json.dumps(r['config'])}")
     return "\n".join(lines)

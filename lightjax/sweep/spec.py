@@ -10,13 +10,16 @@ A sweep file (``sweeps/NAME.py``) defines ``get_sweep(arg=None) -> Sweep``::
                                        {"train.seed": [0, 1]}))
 
 Axes are dotted config fields; :func:`product` takes the Cartesian product of axis groups and
-:func:`zip_axes` pairs equally long axes. Every field must exist in the base config (checked by
-:func:`load` before anything runs).
+:func:`zip_axes` pairs equally long axes. Every field must exist in the base config, or be a
+hyper-parameter of its model (checked by :func:`load` before anything runs).
+
+``load('NAME[:ARG]')`` finds ``./sweeps/NAME.py`` if the current directory has one, else the sweep
+of that name bundled with lightjax (the checkout's top-level ``sweeps/`` folder, installed as the
+package ``lightjax.sweeps``; see :func:`bundled_names`); ``load('path/FILE.py[:ARG]')`` any file.
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 import json
 import os
@@ -98,27 +101,45 @@ class Sweep:
                           default=list)
 
 
-def load(spec: str) -> Sweep:
-    """Load ``FILE.py[:ARG]`` (or a name in the repository's ``sweeps/``) and validate it."""
+#: The package the sweeps are installed as (the checkout's top-level ``sweeps/`` folder).
+PACKAGE = "lightjax.sweeps"
+
+
+def bundled_names() -> tuple[str, ...]:
+    """The sweeps that ship with lightjax, by the bare name ``lightjax sweep NAME`` takes."""
+    return config_lib.bundled_file_names(PACKAGE, "sweeps")
+
+
+def resolve_path(spec: str) -> tuple[str, str | None]:
+    """(file path, argument) for ``FILE.py[:ARG]`` or ``NAME[:ARG]``.
+
+    A name is ``./sweeps/NAME.py`` when that exists, else the bundled sweep ``NAME``.
+    """
     path, _, arg = spec.partition(":")
-    if not path.endswith(".py") and not os.path.exists(path):
-        repo = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__)))), "sweeps", f"{path}.py")
-        path = repo
-    if not os.path.isfile(path):
-        raise ValidationError(f"sweep file {path} does not exist")
-    module_spec = importlib.util.spec_from_file_location("lightjax_user_sweep", path)
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as err:
-        raise ValidationError(f"sweep {path} could not be loaded: {type(err).__name__}: {err}") from None
-    if not hasattr(module, "get_sweep"):
+    if path.endswith(".py") or os.path.isfile(path):
+        if not os.path.isfile(path):
+            raise ValidationError(f"sweep file {path} does not exist")
+        return path, (arg or None)
+    local = os.path.join("sweeps", path + ".py")
+    found = local if os.path.isfile(local) else config_lib.bundled_file(PACKAGE, "sweeps", path)
+    if found is None:
+        raise ValidationError(
+            f"sweep {path!r} not found: give a FILE.py path, a file in ./sweeps/, or a bundled "
+            f"sweep: {', '.join(bundled_names()) or '(none installed)'}")
+    return found, (arg or None)
+
+
+def load(spec: str) -> Sweep:
+    """Load ``FILE.py[:ARG]`` or ``NAME[:ARG]`` (``./sweeps/NAME.py`` or a bundled sweep) and
+    validate it: every member's axes must be fields of the base config."""
+    path, arg = resolve_path(spec)
+    module = config_lib.load_module(path, "sweep", "lightjax_user_sweep")
+    if not callable(getattr(module, "get_sweep", None)):
         raise ValidationError(f"sweep {path} defines no get_sweep(arg) function returning a Sweep")
-    sweep = module.get_sweep(arg or None)
+    sweep = config_lib.call_user(module.get_sweep, (arg,), "sweep", path)
     if not isinstance(sweep, Sweep):
         raise ValidationError(f"sweep {path}: get_sweep must return a lightjax.sweep.Sweep, got "
-                         f"{type(sweep).__name__}")
+                              f"{type(sweep).__name__}")
     if not sweep.members:
         raise ValidationError(f"sweep {path} defines an empty grid (no members)")
     sweep.configs()  # every axis must be a config field

@@ -37,8 +37,10 @@ def load_rows(source: str | os.PathLike) -> list[Row]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValidationError(f"{path}:{number} is not a JSON row: {err}") from None
-            if not isinstance(row, dict) or "config" not in row or "top1" not in row:
-                raise ValidationError(f"{path}:{number} is not a sweep results row (needs config, top1)")
+            if not isinstance(row, dict) or "config" not in row or \
+                    row.get("metric", "top1") not in row:
+                raise ValidationError(f"{path}:{number} is not a sweep results row (needs config "
+                                      f"and its metric, e.g. top1)")
             rows.append(row)
     if not rows:
         raise ValidationError(f"{path} holds no results yet (no member has finished)")
@@ -67,7 +69,12 @@ def _config_key(config: dict[str, Any]) -> Hashable:
     return json.dumps({k: v for k, v in config.items() if k != SEED}, sort_keys=True, default=list)
 
 
-def average_seeds(rows: Sequence[Row], metric: str = "top1") -> list[Row]:
+def metric_of(rows: Sequence[Row]) -> str:
+    """The task's primary metric of the rows (``'top1'`` for classification and old tables)."""
+    return str(rows[0].get("metric") or "top1") if rows else "top1"
+
+
+def average_seeds(rows: Sequence[Row], metric: str | None = None) -> list[Row]:
     """One row per config, over members that differ only by ``train.seed``, in first-member order.
 
     Each row: ``config`` (without the seed), ``seeds``, ``values`` (``metric`` of each finished
@@ -75,6 +82,7 @@ def average_seeds(rows: Sequence[Row], metric: str = "top1") -> list[Row]:
     (sample std, ddof=1; 0 for one seed; NaN mean when no member finished), ``params``, ``macs``,
     ``latency_ms`` (mean, ms) and ``members``.
     """
+    metric = metric or metric_of(rows)
     by_config: dict[Hashable, list[Row]] = {}
     for row in rows:
         by_config.setdefault(_config_key(row["config"]), []).append(row)

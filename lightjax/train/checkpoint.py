@@ -1,54 +1,111 @@
 """Orbax checkpoints of the whole train state under ``<workdir>/checkpoints/<step>``.
 
 Restoring checks shapes against the model being built, so a checkpoint from a different
-architecture or a damaged checkpoint gives a clear ``ValueError`` instead of an orbax traceback;
-nothing on disk is modified when that happens.
+architecture gives a clear :class:`~lightjax.errors.ValidationError` instead of an orbax
+traceback. A damaged latest checkpoint (truncated or missing files, e.g. a disk that filled up)
+falls back to the previous one when one is kept: the damaged directory is moved, not deleted, to
+``<workdir>/checkpoints.damaged/<step>`` and one line on stderr says so. With no earlier
+checkpoint the error names the damaged one and what to do.
 """
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
 from lightjax.errors import ValidationError
+
+
+class Damaged(ValidationError):
+    """A checkpoint's files are truncated, missing or unreadable."""
 
 
 class Checkpoints:
     """Periodic saves with keep-last-N, and restore of the latest (or a given) step."""
 
     def __init__(self, workdir: str, keep: int = 3):
-        self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-        self.manager = ocp.CheckpointManager(
-            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        self.workdir = os.path.abspath(workdir)
+        self.directory = os.path.join(self.workdir, "checkpoints")
+        self.keep = keep
+        self.manager = self._manager()
+
+    def _manager(self) -> ocp.CheckpointManager:
+        return ocp.CheckpointManager(
+            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=self.keep,
+                                                                 create=True))
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
 
     def save(self, step: int, state: Any) -> None:
         if step in self.manager.all_steps():
             return
         self.manager.save(step, args=ocp.args.StandardSave(state))
 
-    def restore(self, like: Any, step: int | None = None) -> Any:
-        """Restore into the structure/shapes of ``like`` (a state or its abstract version)."""
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise ValidationError(f"no checkpoint in {self.directory}")
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    def _restore_step(self, abstract: Any, step: int) -> Any:
         try:
             return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except ValueError as err:
-            if "not compatible with the stored shape" in str(err) or "tree structure" in str(err):
+            text = str(err)
+            if "not compatible with the stored shape" in text or "tree structure" in text or \
+                    "Missing" in text or "keys" in text.lower() and "mismatch" in text.lower():
                 raise ValidationError(
                     f"checkpoint {self.directory}/{step} does not fit this model (saved from a "
-                    f"different architecture or widths): {str(err).splitlines()[0]}") from None
-            raise ValidationError(f"checkpoint {self.directory}/{step} could not be read: "
-                             f"{str(err).splitlines()[0]}") from None
-        except (OSError, KeyError, TypeError) as err:  # missing/corrupted files or metadata
-            raise ValidationError(f"checkpoint {self.directory}/{step} is damaged or incomplete "
-                             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-                             ) from None
+                    f"different architecture, widths or compression): "
+                    f"{text.splitlines()[0]}") from None
+            raise Damaged(f"checkpoint {self.directory}/{step} could not be read: "
+                          f"{text.splitlines()[0] if text else type(err).__name__}") from None
+        except Exception as err:  # noqa: BLE001 - truncated/missing files surface in many types
+            first = str(err).splitlines()[0] if str(err) else ""
+            raise Damaged(f"checkpoint {self.directory}/{step} is damaged or incomplete "
+                          f"({type(err).__name__}: {first[:200]})") from None
+
+    def restore(self, like: Any, step: int | None = None) -> Any:
+        """Restore into the structure/shapes of ``like`` (a state or its abstract version).
+
+        Without ``step``: the latest checkpoint, falling back to earlier ones if it is damaged.
+        """
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        if step is not None:
+            return self._restore_step(abstract, step)
+        steps = self.all_steps()
+        if not steps:
+            raise ValidationError(f"no checkpoint in {self.directory}")
+        while True:
+            latest = steps[-1]
+            try:
+                return self._restore_step(abstract, latest)
+            except Damaged as err:
+                if len(steps) == 1:
+                    raise Damaged(f"{err}; no earlier checkpoint is kept: move "
+                                  f"{self.directory}/{latest} away to start this run again from "
+                                  f"scratch, or restore it from a copy") from None
+                self._set_aside(latest)
+                steps = self.all_steps()
+                print(f"lightjax: warning: {err}; moved it to "
+                      f"{self.workdir}/checkpoints.damaged/{latest} and resuming from checkpoint "
+                      f"{steps[-1]}", file=sys.stderr)
+
+    def _set_aside(self, step: int) -> None:
+        """Move a damaged checkpoint out of the manager's directory (nothing is deleted)."""
+        if jax.process_index() == 0:
+            target = os.path.join(self.workdir, "checkpoints.damaged")
+            os.makedirs(target, exist_ok=True)
+            destination = os.path.join(target, str(step))
+            suffix = 0
+            while os.path.exists(destination):
+                suffix += 1
+                destination = os.path.join(target, f"{step}.{suffix}")
+            shutil.move(os.path.join(self.directory, str(step)), destination)
+        self.manager.close()
+        self.manager = self._manager()
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

@@ -1,54 +1,135 @@
 """Run configs: ``configs/*.py`` files with ``get_config(arg)`` plus command-line overrides.
 
-``load('configs/mobilenet_v1_cifar100.py:rhs')`` imports the file and calls ``get_config('rhs')``;
-a bare name (``'digits'``) means ``configs/<name>.py`` in the current directory or the lightjax
-checkout. ``override(cfg, ['--config.model.alpha=0.5'])`` applies dotted overrides with values
-parsed as Python literals and checked against the existing field types.
+``load('configs/mobilenet_v1_cifar100.py:rhs')`` imports the file and calls ``get_config('rhs')``.
+A bare name (``'digits'``, ``'mobilenet_v1_cifar100:rhs'``) means ``./configs/<name>.py`` if the
+current directory has one, else the config of that name bundled with lightjax (the checkout's
+top-level ``configs/`` folder, installed as the package ``lightjax.configs``; see
+:func:`bundled_names`). ``override(cfg, ['--config.model.alpha=0.5'])`` applies dotted overrides
+with values parsed as Python literals and checked against the existing field types; a model
+hyper-parameter the config leaves at the model's default (``--config.model.pointwise_bias=True``)
+can be set too.
 """
 from __future__ import annotations
 
 import ast
+import atexit
+import contextlib
+import importlib.resources
 import importlib.util
 import json
 import os
-from typing import Any, Sequence
+import pathlib
+from typing import Any, Callable, Sequence
 
 import ml_collections
 from lightjax.errors import ValidationError
 
 DEFAULT = "digits"
-_REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "configs")
+#: The package the configs are installed as, and the checkout folder it maps to.
+PACKAGE = "lightjax.configs"
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_FILES = contextlib.ExitStack()  # bundled files extracted from a zip install, if ever
+atexit.register(_FILES.close)
+
+
+def _bundled_folder(package: str, folder: str):
+    """The folder holding ``package``'s files (a ``Traversable``), or ``None``.
+
+    ``importlib.resources`` finds it in a wheel install and in an editable install from the
+    checkout (setuptools maps ``lightjax.configs`` to ``configs/``); an editable install made
+    before that mapping existed falls back to the checkout's ``folder``.
+    """
+    try:
+        return importlib.resources.files(package)
+    except ModuleNotFoundError:
+        path = os.path.join(_CHECKOUT, folder)
+        return pathlib.Path(path) if os.path.isdir(path) else None
+
+
+def bundled_file_names(package: str, folder: str) -> tuple[str, ...]:
+    """Names (without ``.py``) of the Python files bundled as ``package``, sorted."""
+    root = _bundled_folder(package, folder)
+    if root is None:
+        return ()
+    return tuple(sorted(entry.name[:-3] for entry in root.iterdir()
+                        if entry.name.endswith(".py") and not entry.name.startswith("_")))
+
+
+def bundled_file(package: str, folder: str, name: str) -> str | None:
+    """The file system path of the bundled ``name``.py, or ``None``."""
+    if not name or "/" in name or os.sep in name or name.startswith(("_", ".")):
+        return None
+    root = _bundled_folder(package, folder)
+    if root is None:
+        return None
+    entry = root.joinpath(f"{name}.py")
+    if not entry.is_file():
+        return None
+    return os.fspath(_FILES.enter_context(importlib.resources.as_file(entry)))
+
+
+def bundled_names() -> tuple[str, ...]:
+    """The configs that ship with lightjax, by the bare name ``--config NAME`` takes."""
+    return bundled_file_names(PACKAGE, "configs")
 
 
 def resolve_path(spec: str) -> tuple[str, str | None]:
-    """(file path, argument) for ``FILE[:ARG]`` or ``NAME[:ARG]``."""
+    """(file path, argument) for ``FILE.py[:ARG]`` or ``NAME[:ARG]``.
+
+    A name is ``./configs/NAME.py`` when that exists, else the bundled config ``NAME``.
+    """
     path, _, arg = spec.partition(":")
-    if not path.endswith(".py"):
-        for folder in ("configs", _REPO_CONFIGS):
-            candidate = os.path.join(folder, path + ".py")
-            if os.path.isfile(candidate):
-                path = candidate
-                break
-    if not os.path.isfile(path):
-        raise ValidationError(f"config {spec!r} not found (expected a configs/*.py file or a name in "
-                         f"{_REPO_CONFIGS})")
-    return path, (arg or None)
+    if path.endswith(".py"):
+        if not os.path.isfile(path):
+            raise ValidationError(f"config file {path} does not exist")
+        return path, (arg or None)
+    local = os.path.join("configs", path + ".py")
+    found = local if os.path.isfile(local) else bundled_file(PACKAGE, "configs", path)
+    if found is None:
+        raise ValidationError(
+            f"config {path!r} not found: give a FILE.py path, a file in ./configs/, or a bundled "
+            f"config: {', '.join(bundled_names()) or '(none installed)'}")
+    return found, (arg or None)
 
 
-def load(spec: str | None = None) -> ml_collections.ConfigDict:
-    path, arg = resolve_path(spec or DEFAULT)
-    module_spec = importlib.util.spec_from_file_location("lightjax_user_config", path)
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def load_module(path: str, what: str, module_name: str):
+    """Import the user file ``path``; any exception becomes one ``ValidationError`` line."""
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ValidationError(f"{what} {path} is not a Python file")
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
     except Exception as err:  # a broken user file: report it in one line
-        raise ValidationError(f"config {path} could not be loaded: {type(err).__name__}: {err}") from None
-    if not hasattr(module, "get_config"):
+        raise ValidationError(f"{what} {path} could not be loaded: {_one_line(err)}") from err
+    return module
+
+
+def call_user(fn: Callable[..., Any], args: Sequence[Any], what: str, path: str) -> Any:
+    """``fn(*args)``; an exception raised inside the user's function (``get_config``,
+    ``get_sweep``) becomes one line naming the file and the exception."""
+    try:
+        return fn(*args)
+    except Exception as err:
+        raise ValidationError(f"{what} {path}: {getattr(fn, '__name__', 'function')} raised "
+                              f"{_one_line(err)}") from err
+
+
+def load(spec: str | None = None) -> ml_collections.ConfigDict:
+    """The config ``FILE.py[:ARG]`` or ``NAME[:ARG]`` (default: the bundled ``digits``)."""
+    path, arg = resolve_path(spec or DEFAULT)
+    module = load_module(path, "config", "lightjax_user_config")
+    if not callable(getattr(module, "get_config", None)):
         raise ValidationError(f"config {path} defines no get_config(arg) function")
-    cfg = module.get_config(arg) if arg is not None else module.get_config()
+    cfg = call_user(module.get_config, () if arg is None else (arg,), "config", path)
     if not isinstance(cfg, ml_collections.ConfigDict):
-        raise ValidationError(f"config {path}: get_config must return an ml_collections.ConfigDict")
+        raise ValidationError(f"config {path}: get_config must return an "
+                              f"ml_collections.ConfigDict, got {type(cfg).__name__}")
     return cfg
 
 
@@ -76,9 +157,33 @@ def override(cfg: ml_collections.ConfigDict, args: Sequence[str]) -> ml_collecti
     return cfg
 
 
+#: Model arguments a config never sets: the layer factory is built from ``train``, the input
+#: channels come from the data.
+_NOT_CONFIG_FIELDS = ("layers", "input_channels")
+
+
+def model_hyperparameters(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The hyper-parameters of ``cfg.model.name`` a config may set (``()`` if it names none)."""
+    model = cfg.get("model")
+    if not isinstance(model, ml_collections.ConfigDict) or not isinstance(model.get("name"), str):
+        return ()
+    from lightjax import models
+
+    try:
+        accepted = models.hyperparameters(model.name)
+    except ValueError:  # an unknown model: reported when the model is built
+        return ()
+    return tuple(n for n in accepted if n not in _NOT_CONFIG_FIELDS)
+
+
 def set_field(cfg: ml_collections.ConfigDict, key: str, new: Any, what: str | None = None) -> None:
     """Set the existing field ``key`` (dotted, e.g. ``'train.lr'``) to ``new``; ``ValueError`` for
-    a field the config does not have (``what`` names the source in the message)."""
+    a field the config does not have (``what`` names the source in the message).
+
+    ``model.<hyper-parameter>`` of the config's model may be set even when the config leaves it
+    at the model's default (e.g. ``model.pointwise_bias`` on the digits config): the field is
+    added, and the model checks its value when it is built.
+    """
     what = what or key
     parent = cfg
     *parents, leaf = key.split(".")
@@ -87,9 +192,16 @@ def set_field(cfg: ml_collections.ConfigDict, key: str, new: Any, what: str | No
             raise ValidationError(f"{what}: no field {part!r} in the config")
         parent = parent[part]
     if not isinstance(parent, ml_collections.ConfigDict) or leaf not in parent:
+        model_args = model_hyperparameters(cfg) if parents == ["model"] else ()
+        if leaf in model_args:
+            parent[leaf] = tuple(new) if isinstance(new, list) else new
+            return
         fields = ", ".join(sorted(parent.keys())) if isinstance(parent, ml_collections.ConfigDict) \
             else "(none)"
-        raise ValidationError(f"{what}: no field {leaf!r} in the config; fields there: {fields}")
+        extra = (f" (or a hyper-parameter of {cfg.model.name}: {', '.join(model_args)})"
+                 if model_args else "")
+        raise ValidationError(f"{what}: no field {leaf!r} in the config; fields there: "
+                              f"{fields}{extra}")
     old = parent[leaf]
     if isinstance(old, float) and isinstance(new, int) and not isinstance(new, bool):
         new = float(new)

@@ -25,3 +25,59 @@ def claim(workdir: str, filename: str, text: str, kind: str, mismatch: str) -> N
     os.makedirs(workdir, exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
+
+
+class Lock:
+    """An exclusive lock on ``<workdir>/.lock`` held while a process writes into the workdir.
+
+    ``fcntl.flock`` on the file: the kernel releases it when the holder exits or is killed, so a
+    lock file left behind by a killed process is stale and simply taken over (its previous
+    owner is reported by :attr:`taken_over`). A second live process gets a
+    :class:`~lightjax.errors.ValidationError` naming the holder. With several processes
+    (``jax.distributed``) only process 0 locks (pass ``enabled=False`` elsewhere).
+    """
+
+    def __init__(self, workdir: str, enabled: bool = True):
+        self.path = os.path.join(workdir, ".lock")
+        self.enabled = enabled
+        self._file = None
+        self.taken_over: str | None = None
+
+    def __enter__(self) -> "Lock":
+        if not self.enabled:
+            return self
+        import fcntl
+        import socket
+        import time
+
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise ValidationError(f"{os.path.dirname(self.path)} is in use by {holder}; wait for "
+                                  f"it to finish or stop it (Ctrl-C / kill: it checkpoints and "
+                                  f"exits), then run the command again") from None
+        f.seek(0)
+        previous = f.read().strip()
+        self.taken_over = previous or None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()} since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            import fcntl
+
+            self._file.seek(0)
+            self._file.truncate()
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None

@@ -13,9 +13,9 @@ ONE = dict(process_index=0, process_count=1)
 def _all(ds, split, **kw):
     batches = list(ds.batches(split, 120 if split == "train" else 90, shuffle=False,
                               augment=False, drop_remainder=False, **ONE, **kw))
-    mask = np.concatenate([b["mask"] for b in batches])
-    return (np.concatenate([b["image"] for b in batches])[mask],
-            np.concatenate([b["label"] for b in batches])[mask])
+    valid = np.concatenate([b["valid"] for b in batches])
+    return (np.concatenate([b["image"] for b in batches])[valid],
+            np.concatenate([b["label"] for b in batches])[valid])
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_shapes(resolution):
     assert batch["image"].shape == (32, resolution, resolution, 1)
     assert batch["image"].dtype == np.float32
     assert batch["label"].shape == (32,) and batch["label"].dtype == np.int32
-    assert batch["mask"].dtype == bool and batch["mask"].all()
+    assert batch["valid"].dtype == bool and batch["valid"].all()
 
 
 def test_normalization_and_range(ds32):

@@ -190,8 +190,8 @@ def test_not_prepared_says_how_to_prepare(data_dir):
 
 
 def test_unknown_name_and_non_image_dataset(data_dir):
-    with pytest.raises(ValueError, match=r"unknown dataset 'no_such_dataset'.*digits, cifar10, "
-                                         r"cifar100, imagenet2012, folder.*TFDS"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'no_such_dataset'.*digits, shapes, "
+                                         r"cifar10, cifar100, imagenet2012, folder.*TFDS"):
         data.build("no_such_dataset", data_dir=data_dir)
     with pytest.raises(ValueError, match="not an image-classification dataset"):
         data.build("lightjax_test_tabular", data_dir=data_dir)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from lightjax.layers import Conv, Dense, DepthwiseConv, GroupConv, LayerFactory, PointwiseConv
+from lightjax.layers import (Conv, ConvTranspose, Dense, DepthwiseConv, GroupConv, LayerFactory,
+                             PointwiseConv)
 
 
 def lax_conv(x, kernel, stride, groups=1, pad=None):
@@ -92,15 +93,16 @@ def test_kinds_follow_geometry_not_channel_count():
     assert GroupConv(4, groups=2).kind == "group"
     assert GroupConv(4, groups=1).kind == "pointwise"
     assert DepthwiseConv(4).kind == "depthwise"
+    assert ConvTranspose(4).kind == "transposed"
     assert Dense(4).kind == "fc"
 
 
 def test_kernel_and_input_hooks_apply_and_can_create_variables():
-    def mask_hook(layer, kernel):
+    def mask_hook(layer, kernel, train):
         mask = layer.variable("masks", "out", lambda: jnp.array([1.0, 0.0, 1.0]))
         return kernel * mask.value
 
-    def double_input(layer, x):
+    def double_input(layer, x, train):
         return 2 * x
 
     factory = LayerFactory(kernel_hook=mask_hook, input_hook=double_input)
@@ -118,9 +120,18 @@ def test_kernel_and_input_hooks_apply_and_can_create_variables():
 
 
 def test_hook_that_changes_shape_is_rejected():
-    layer = Dense(3, kernel_hook=lambda layer, k: k[:1])
+    layer = Dense(3, kernel_hook=lambda layer, k, train: k[:1])
     with pytest.raises(ValueError, match="hooks must preserve shapes"):
         layer.init(jax.random.PRNGKey(0), jnp.ones((2, 4)))
+
+
+def test_old_two_argument_hooks_are_rejected_at_construction():
+    with pytest.raises(TypeError, match=r"must accept \(layer, value, train\)"):
+        LayerFactory(kernel_hook=lambda layer, kernel: kernel)
+    with pytest.raises(TypeError, match="input_hook"):
+        Conv(3, input_hook=lambda layer, x: x)
+    with pytest.raises(TypeError, match="must be a callable"):
+        LayerFactory(input_hook=3)
 
 
 def test_vmapped_pointwise_and_group_conv_are_batched_matmuls():

@@ -115,10 +115,10 @@ def test_sensitivity_cli_and_ratio_choice(trained, capsys, tmp_path):
 
 
 def test_choose_ratios_takes_the_largest_ratio_within_tolerance():
-    rows = [dict(group="a", ratio=r, top1_drop=d) for r, d in
+    rows = [dict(group="a", ratio=r, drop=d) for r, d in
             ((0.1, 0.0), (0.2, 0.004), (0.3, 0.02), (0.4, 0.001))] + \
-           [dict(group="b", ratio=r, top1_drop=0.0) for r in (0.1, 0.5, 0.8)] + \
-           [dict(group="c", ratio=0.1, top1_drop=0.5)]
+           [dict(group="b", ratio=r, drop=0.0) for r in (0.1, 0.5, 0.8)] + \
+           [dict(group="c", ratio=0.1, top1_drop=0.5)]  # a row written before ``drop`` existed
     assert sensitivity.choose_ratios(rows, 0.01, cap=0.7) == {"a": 0.2, "b": 0.5, "c": 0.0}
 
 

@@ -7,6 +7,8 @@ import pytest
 
 from lightjax import cost, models
 from lightjax.prune import compact, groups as groups_lib, masking, optim, ranking
+from lightjax import tasks
+from lightjax.prune.plugin import Pruning, Schedule
 from lightjax.train import step as step_lib
 
 from model_fixtures import random_variables
@@ -46,15 +48,19 @@ Y = jnp.asarray(np.arange(8) % 10)
 
 
 def test_pruned_filters_stay_zero_after_finetuning():
+    """The pruning plug-in through the generic train step (which knows nothing of pruning)."""
     model = models.create("mobilenet_v1", alpha=0.25, num_classes=10, stem_stride=1)
     groups = groups_lib.derive(model, (1, 8, 8, 3))
-    net = masking.masked(model)
+    plugin = Pruning(groups, model, [Schedule()], None, (1, 16, 16, 3))
+    net = plugin.transform(model)
     variables = random_variables(net, X, False)
-    tx = optim.masked_updates(optax.sgd(0.05, momentum=0.9))
+    tx = plugin.wrap(optax.sgd(0.05, momentum=0.9))
     state = step_lib.TrainState(jnp.zeros((), jnp.int32), variables["params"],
                                 variables["batch_stats"], tx.init(variables["params"]),
-                                jax.random.PRNGKey(0), masks=groups.ones())
-    train = jax.jit(step_lib.make_train_step(net, tx, 10, groups=groups))
+                                jax.random.PRNGKey(0),
+                                compression={"prune": jax.tree.map(jnp.asarray, groups.ones())})
+    task = tasks.create("classification", num_classes=10)
+    train = jax.jit(step_lib.make_train_step(net, tx, task, [plugin]))
     batch = {"image": X, "label": Y}
     for _ in range(3):  # momentum builds up while nothing is pruned
         state, _ = train(state, batch)
@@ -63,7 +69,7 @@ def test_pruned_filters_stay_zero_after_finetuning():
     assert ranking.sparsity(groups, gm) == pytest.approx(0.5, abs=0.01)
     pm = masking.param_masks(groups, gm, state.params)
     state = state.replace(params=jax.tree.map(lambda p, m: p * m, state.params, pm),
-                          masks=jax.tree.map(jnp.asarray, gm))
+                          compression={"prune": jax.tree.map(jnp.asarray, gm)})
     for _ in range(4):
         state, metrics = train(state, batch)
     assert np.isfinite(float(metrics["loss"]))

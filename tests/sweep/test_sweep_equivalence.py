@@ -40,7 +40,7 @@ def test_vmapped_group_equals_each_member_alone(tmp_path):
             alone = run_lib.train(cfg, str(tmp_path / f"alone{m}"), progress=False)
             _, _, state = run_lib.load_run(str(tmp_path / f"alone{m}"))
             member = trainer.member(result["state"], m)
-            assert int(member.step) == int(state.step) == trainer.setup.total_steps
+            assert int(member.step) == int(state.step) == trainer.experiment.total_steps
             assert _max_rel(member.params, jax.device_get(state.params)) < 1e-8
             # BN running statistics are stored in float32 (flax's convention, also in float64
             # mode), so the checkpointed run agrees to float32 precision

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from lightjax import cli
-from lightjax.sweep import Sweep, load, plan as plan_lib, product, zip_axes
+from lightjax.sweep import Sweep, load, plan as plan_lib, product, spec, zip_axes
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -50,6 +50,10 @@ def test_repository_sweeps_load():
      "    return Sweep('digits', product({'model.width': [1]}))\n",
      "axis 'model.width' is not a config field"),
     ("raise RuntimeError('boom')\n", "could not be loaded: RuntimeError: boom"),
+    ("def get_sweep(arg=None):\n    return {}['foo']\n", "get_sweep raised KeyError: 'foo'"),
+    ("from lightjax.sweep import Sweep\ndef get_sweep(arg=None):\n"
+     "    return Sweep('configs/missing.py', [{'train.seed': 0}])\n",
+     "config file configs/missing.py does not exist"),
 ])
 def test_bad_sweep_files(tmp_path, capsys, body, message):
     path = tmp_path / "s.py"
@@ -60,6 +64,32 @@ def test_bad_sweep_files(tmp_path, capsys, body, message):
     err = capsys.readouterr().err
     assert status == 2 and message.split(":")[0] in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "w").exists()
+
+
+def test_bundled_sweeps_by_name_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert {"activations", "mobilenet_v1_alpha_rho", "pruning_schedules"} <= set(
+        spec.bundled_names())
+    path, arg = spec.resolve_path("mobilenet_v1_alpha_rho:tiny")
+    assert os.path.basename(path) == "mobilenet_v1_alpha_rho.py" and arg == "tiny"
+    assert len(load("mobilenet_v1_alpha_rho:tiny").members) == 8
+    # the base of a bundled sweep is a bundled config, found from here too
+    assert {c.data.name for c in load("activations:cifar100").configs()} == {"cifar100"}
+    with pytest.raises(ValueError, match="sweep 'nope' not found.*bundled sweep: activations"):
+        load("nope")
+    with pytest.raises(ValueError, match="sweep file nope.py does not exist"):
+        load("nope.py")
+
+
+def test_local_sweep_wins_over_bundled(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "activations.py").write_text(
+        "from lightjax.sweep import Sweep\n"
+        "def get_sweep(arg=None):\n"
+        "    return Sweep('digits:tiny', [{'train.seed': 5}])\n")
+    assert load("activations").members == ({"train.seed": 5},)
+    assert load("sweeps/activations.py:x").members == ({"train.seed": 5},)
 
 
 def test_dry_run_prints_the_plan(capsys, tmp_path):

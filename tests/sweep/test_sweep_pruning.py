@@ -42,20 +42,21 @@ def test_pruning_members_share_one_group(trained, tmp_path):
     assert [r["sparsity"] for r in rows] == [0.5, 0.5, 0.25]
     assert all(r["status"] == "finished" for r in rows)
     # params/MACs are the compact model's, and they shrink with the ratio
-    assert rows[0]["params"] == rows[1]["params"] < rows[2]["params"] < trainer.setup.cost.params
+    assert rows[0]["params"] == rows[1]["params"] < rows[2]["params"] < \
+        trainer.experiment.cost.params
     # the group's final checkpoint (resuming it trains nothing)
     result = trainer.train(str(tmp_path / "sweep" / "groups" / "group000"))
     assert result["members"] == [{k: r[k] for k in result["members"][0]} for r in rows]
     for m in range(3):
         member = trainer.member(result["state"], m)
-        masks = {k: np.asarray(v) for k, v in member.masks.items()}
-        pm = masking.param_masks(trainer.pruning.groups, masks, member.params)
+        masks = {k: np.asarray(v) for k, v in member.compression["prune"].items()}
+        pm = masking.param_masks(trainer.plugins[0].groups, masks, member.params)
         zeros = jax.tree.map(
             lambda p, k: np.all(np.asarray(p)[np.broadcast_to(np.asarray(k), p.shape) == 0] == 0),
             member.params, pm)
         assert all(jax.tree.leaves(zeros))  # pruned weights stayed exactly 0
     # different criteria pick different filters
-    l1, fpgm = (trainer.member(result["state"], m).masks for m in (0, 1))
+    l1, fpgm = (trainer.member(result["state"], m).compression["prune"] for m in (0, 1))
     assert any(not np.array_equal(l1[k], fpgm[k]) for k in l1)
 
 

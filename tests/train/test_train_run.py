@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from lightjax import errors
 from lightjax.train import config as config_lib
 from lightjax.train import run as run_lib
 
@@ -91,6 +92,6 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     bad.train.lr = 1e30
     bad_json["train"]["lr"] = 1e30
     (tmp_path / "config.json").write_text(json.dumps(bad_json))
-    with pytest.raises(run_lib.Diverged, match="last good checkpoint \\(step 11\\)"):
+    with pytest.raises(errors.Diverged, match="last good checkpoint \\(step 11\\)"):
         run_lib.train(bad, str(tmp_path), progress=False)
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["11"]

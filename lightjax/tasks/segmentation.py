@@ -1,0 +1,113 @@
+"""Semantic segmentation: per-pixel logits (N, H, W, classes), pixel cross-entropy, mIoU.
+
+Pixels labelled ``ignore_label`` (255 by default, the Pascal VOC / Cityscapes convention) and
+padded rows of eval batches count nowhere. The evaluator accumulates one confusion matrix over
+the whole split; IoU_c = TP / (TP + FP + FN) per class, mean IoU over the classes that occur in
+the labels or the predictions (a class absent from both has no IoU), pixel accuracy = correct /
+labelled pixels.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lightjax.errors import ValidationError
+from lightjax.tasks.base import Batch, Evaluator, Task
+from lightjax.tasks.classification import cross_entropy
+from lightjax.tasks.registry import register
+
+IGNORE_LABEL = 255
+
+
+def miou_from_confusion(confusion: np.ndarray) -> dict[str, float]:
+    """``{'miou', 'pixel_acc', 'iou': [per class, NaN when absent]}`` of a (C, C) confusion
+    matrix with rows = true class, columns = predicted class."""
+    confusion = np.asarray(confusion, np.float64)
+    tp = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    total = confusion.sum()
+    present = union > 0
+    return {"miou": float(np.mean(iou[present])) if present.any() else 0.0,
+            "pixel_acc": float(tp.sum() / total) if total else 0.0,
+            "iou": [None if np.isnan(v) else float(v) for v in iou]}
+
+
+class ConfusionEvaluator(Evaluator):
+    def result(self) -> dict[str, float]:
+        t = self.totals
+        pixels = float(t.get("pixels", 0.0))
+        out = miou_from_confusion(t["confusion"]) if "confusion" in t else \
+            {"miou": 0.0, "pixel_acc": 0.0, "iou": []}
+        out["loss"] = float(t.get("loss", 0.0)) / max(pixels, 1.0)
+        out["count"] = int(t.get("count", 0.0))
+        out["pixels"] = int(pixels)
+        return out
+
+
+@register("segmentation")
+class Segmentation(Task):
+    """Per-pixel softmax classification scored by mean IoU."""
+
+    primary = "miou"
+    higher_is_better = True
+    fields = ("mask",)
+    train_metrics = ("loss", "pixel_acc")
+
+    def __init__(self, num_classes: int, ignore_label: int = IGNORE_LABEL,
+                 label_smoothing: float = 0.0):
+        super().__init__(num_classes)
+        if isinstance(ignore_label, bool) or not isinstance(ignore_label, int) or \
+                0 <= ignore_label < num_classes:
+            raise ValidationError(f"ignore_label must be an integer outside [0, {num_classes}) "
+                                  f"(the class range), got {ignore_label!r}")
+        if not 0.0 <= float(label_smoothing) < 1.0:
+            raise ValidationError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        self.ignore_label = ignore_label
+        self.label_smoothing = float(label_smoothing)
+
+    def check_output(self, shape: Sequence[int], input_shape: Sequence[int], model: str) -> None:
+        want = (*tuple(input_shape)[1:3], self.num_classes)
+        if len(shape) != 4 or tuple(shape[1:]) != want:
+            raise ValidationError(
+                f"task 'segmentation' expects per-pixel logits (batch, {want[0]}, {want[1]}, "
+                f"{want[2]}) but model {model} returns shape {tuple(shape)}; use a segmentation "
+                f"model (e.g. mobilenet_v1_fcn)")
+
+    def _labelled(self, batch: Batch) -> tuple[jax.Array, jax.Array]:
+        mask = batch["mask"]
+        labelled = (mask != self.ignore_label) & (mask >= 0) & (mask < self.num_classes)
+        if "valid" in batch:
+            labelled &= batch["valid"][:, None, None]
+        return jnp.where(labelled, mask, 0), labelled
+
+    def loss(self, outputs: jax.Array, batch: Batch):
+        labels, labelled = self._labelled(batch)
+        weight = labelled.astype(jnp.float32)
+        per_pixel = cross_entropy(outputs, labels, self.num_classes, self.label_smoothing)
+        pixels = jnp.maximum(weight.sum(), 1.0)
+        loss = (per_pixel * weight).sum() / pixels
+        correct = ((outputs.argmax(-1) == labels) * weight).sum() / pixels
+        return loss, {"loss": loss, "pixel_acc": correct}
+
+    def eval_outputs(self, outputs: jax.Array, batch: Batch) -> dict[str, jax.Array]:
+        labels, labelled = self._labelled(batch)
+        weight = labelled.astype(jnp.float32)
+        c = self.num_classes
+        pred = outputs.argmax(-1)
+        index = (labels * c + pred).reshape(-1)
+        confusion = jnp.zeros((c * c,), jnp.float32).at[index].add(weight.reshape(-1))
+        per_pixel = cross_entropy(outputs, labels, c)
+        valid = batch.get("valid", jnp.ones(outputs.shape[:1], bool))
+        return {"confusion": confusion.reshape(c, c), "loss": (per_pixel * weight).sum(),
+                "pixels": weight.sum(), "count": valid.astype(jnp.float32).sum()}
+
+    def evaluator(self) -> Evaluator:
+        return ConfusionEvaluator()
+
+    def summary_line(self, metrics: Mapping[str, float]) -> str:
+        return (f"mIoU {100 * metrics['miou']:.2f}%  pixel accuracy "
+                f"{100 * metrics['pixel_acc']:.2f}%  loss {metrics['loss']:.4f}")

@@ -1,0 +1,211 @@
+"""Runs that survive interruption: SIGINT/SIGTERM mid-training and mid-sweep (subprocesses),
+resume to the same result, the workdir lock, damaged and deleted checkpoints, no duplicate
+epochs in metrics.jsonl, invalid numbers refused before anything is written."""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from lightjax import cli
+from lightjax.train import config as config_lib
+from lightjax.train import run as run_lib
+
+# 8x8 digits, alpha 0.25, batch 32: 44 steps per epoch, a few ms each
+SMALL = {"data.resolution": 8, "train.batch_size": 32, "train.epochs": 6,
+         "train.checkpoint_every_epochs": 1, "train.warmup_epochs": 0.0}
+RANDOM = random.Random(20261203)
+
+
+def overrides(**extra):
+    return [f"--config.{k}={v}" for k, v in {**SMALL, **extra}.items()]
+
+
+def small_config(**extra):
+    return config_lib.override(config_lib.load("digits:tiny"), overrides(**extra))
+
+
+def lightjax(*argv):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "lightjax", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for(predicate, proc, timeout=240.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for the subprocess")
+
+
+def epochs_logged(workdir):
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
+def interrupt(argv, ready, signum):
+    """Start ``lightjax argv``, send ``signum`` a random moment after ``ready()``; returns
+    (returncode, stderr)."""
+    proc = lightjax(*argv)
+    assert wait_for(ready, proc), proc.communicate()
+    time.sleep(RANDOM.uniform(0.0, 0.6))
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=240)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_training_checkpoints_and_resumes_to_the_same_result(tmp_path, signum):
+    reference = run_lib.train(small_config(), str(tmp_path / "reference"), progress=False)
+    work = str(tmp_path / "run")
+    argv = ["train", "--config", "digits:tiny", "--workdir", work, *overrides()]
+    code, err = interrupt(argv, lambda: epochs_logged(work) >= 1, signum)
+    assert code == 128 + signum, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("lightjax:")]
+    assert len(lines) == 1 and "interrupted by SIG" in lines[0] and "to resume" in lines[0]
+    assert not os.path.exists(os.path.join(work, "summary.json"))
+    assert cli.main(argv + ["--no-progress"]) == 0
+    with open(os.path.join(work, "summary.json")) as f:
+        resumed = json.load(f)
+    for key in ("top1", "top5", "loss"):
+        assert resumed[key] == pytest.approx(reference[key], rel=1e-5, abs=1e-6), key
+    rows = [json.loads(line) for line in open(os.path.join(work, "metrics.jsonl"))]
+    assert [r["epoch"] for r in rows] == list(range(1, 7))
+    ref_rows = [json.loads(line) for line in open(tmp_path / "reference" / "metrics.jsonl")]
+    np.testing.assert_allclose([r["train_loss"] for r in rows],
+                               [r["train_loss"] for r in ref_rows], rtol=1e-5)
+
+
+def test_signal_during_a_sweep_resumes_to_the_same_table(tmp_path):
+    sweep_file = tmp_path / "two_groups.py"
+    sweep_file.write_text(
+        "from lightjax.sweep import Sweep, product\n"
+        "def get_sweep(arg=None):\n"
+        "    return Sweep('digits:tiny', product({'model.alpha': [0.25, 0.5]},\n"
+        "                 {'train.seed': [0, 1]}, {'data.resolution': [8]},\n"
+        "                 {'train.batch_size': [32]}, {'train.epochs': [3]},\n"
+        "                 {'train.warmup_epochs': [0.0]}))\n")
+    ref = str(tmp_path / "reference")
+    assert cli.main(["sweep", str(sweep_file), "--workdir", ref, "--no-progress"]) == 0
+    work = str(tmp_path / "sweep")
+    first = os.path.join(work, "groups", "group000", "checkpoints")
+    argv = ["sweep", str(sweep_file), "--workdir", work, "--no-progress"]
+    code, err = interrupt(argv, lambda: os.path.isdir(first) and os.listdir(first),
+                          signal.SIGTERM)
+    assert code == 143, err
+    assert "Traceback" not in err and "interrupted by SIGTERM" in err
+    assert cli.main(argv) == 0
+    rows = [json.loads(line) for line in open(os.path.join(work, "results.jsonl"))]
+    ref_rows = [json.loads(line) for line in open(os.path.join(ref, "results.jsonl"))]
+    assert sorted(r["member"] for r in rows) == [0, 1, 2, 3]  # nobody trained twice
+    by_member = {r["member"]: r for r in rows}
+    for r in ref_rows:
+        assert by_member[r["member"]]["loss"] == pytest.approx(r["loss"], rel=1e-5)
+        assert by_member[r["member"]]["top1"] == pytest.approx(r["top1"], abs=1e-9)
+
+
+def test_a_second_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    work = str(tmp_path / "run")
+    argv = ["train", "--config", "digits:tiny", "--workdir", work, *overrides(**{
+        "train.epochs": 40})]
+    proc = lightjax(*argv)
+    try:
+        assert wait_for(lambda: epochs_logged(work) >= 1, proc), proc.communicate()
+        assert cli.main(argv + ["--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"is in use by process {proc.pid}" in err
+    finally:
+        proc.kill()  # SIGKILL: no cleanup, the lock file stays behind
+        proc.communicate()
+    with open(os.path.join(work, ".lock")) as f:
+        assert f"process {proc.pid}" in f.read()
+    assert cli.main(argv + ["--no-progress", "--max-steps", str(44 * 3)]) == 0  # taken over
+
+
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
+    cfg = small_config(**{"train.epochs": 3, "train.keep_checkpoints": 2})
+    reference = run_lib.train(cfg, str(tmp_path / "reference"), progress=False)
+    work = tmp_path / "run"
+    run_lib.train(cfg, str(work), progress=False, max_steps=88)  # checkpoints 44 and 88
+    latest = work / "checkpoints" / "88"
+    for root, _, files in os.walk(latest):
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.getsize(path) > 64:
+                with open(path, "r+b") as f:
+                    f.truncate(os.path.getsize(path) // 2)
+    resumed = run_lib.train(cfg, str(work), progress=False)
+    err = capsys.readouterr().err
+    assert "checkpoints/88" in err and "resuming from checkpoint 44" in err
+    assert (work / "checkpoints.damaged" / "88").is_dir()  # moved aside, not deleted
+    assert resumed["top1"] == pytest.approx(reference["top1"])
+    assert resumed["loss"] == pytest.approx(reference["loss"], rel=1e-5)
+
+
+def test_damaged_only_checkpoint_is_one_line_naming_it(tmp_path, capsys):
+    work = tmp_path / "run"
+    argv = ["train", "--config", "digits:tiny", "--workdir", str(work), "--no-progress",
+            *overrides(**{"train.epochs": 2}), "--max-steps", "44"]
+    assert cli.main(argv) == 0
+    for root, _, files in os.walk(work / "checkpoints" / "44"):
+        for name in files:
+            with open(os.path.join(root, name), "wb"):
+                pass
+    capsys.readouterr()
+    assert cli.main(argv[:-2]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoints/44" in err and "no earlier checkpoint" in err
+
+
+def test_finished_run_without_checkpoints_is_not_retrained(tmp_path, capsys):
+    work = tmp_path / "run"
+    argv = ["train", "--config", "digits:tiny", "--workdir", str(work), "--no-progress",
+            *overrides(**{"train.epochs": 1})]
+    assert cli.main(argv) == 0
+    summary = (work / "summary.json").read_text()
+    shutil.rmtree(work / "checkpoints")
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoints/ is missing" in err
+    assert (work / "summary.json").read_text() == summary
+
+
+def test_resume_from_an_older_checkpoint_logs_every_epoch_once(tmp_path):
+    cfg = small_config(**{"train.epochs": 4, "train.checkpoint_every_epochs": 2})
+    work = tmp_path / "run"
+    run_lib.train(cfg, str(work), progress=False, max_steps=132)  # 3 epochs logged
+    shutil.rmtree(work / "checkpoints" / "132")  # as if killed before checkpointing epoch 3
+    run_lib.train(cfg, str(work), progress=False)
+    rows = [json.loads(line) for line in open(work / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("train.epochs", 0, "train.epochs must be an integer >= 1, got 0"),
+    ("train.epochs", -3, "train.epochs must be an integer >= 1"),
+    ("train.lr", 0, "train.lr must be a finite number > 0"),
+    ("train.batch_size", 0, "train.batch_size must be an integer >= 1"),
+])
+def test_invalid_numbers_are_refused_before_anything_is_written(tmp_path, capsys, field, value,
+                                                                message):
+    work = tmp_path / "run"
+    status = cli.main(["train", "--workdir", str(work), "--no-progress",
+                       f"--config.{field}={value}"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and message in err
+    assert not work.exists()
