@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             ms, trainer, batch = time_group(args.config, k, args.steps, args.warmup)
             times[k] = ms
             print(f"  {concrete}: K={k} {ms:.1f} ms/step", flush=True)
-        measured[concrete] = (times, trainer.setup.total_steps)
+        measured[concrete] = (times, trainer.experiment.total_steps)
     for impl in dict.fromkeys(args.depthwise_impl):
         concrete = use_depthwise(impl)
         label = f"auto ({concrete})" if impl == "auto" else impl
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     if with_torch:
         torch_ms = _torch_step_ms(trainer, np.asarray(batch["image"]), np.asarray(batch["label"]),
                                   args.steps, args.warmup, args.torch_device)
-        torch_rate = 3600e3 / (torch_ms * trainer.setup.total_steps)
+        torch_rate = 3600e3 / (torch_ms * trainer.experiment.total_steps)
         rows = [r + [f"{float(r[5]) / torch_rate:.2f}"] for r in rows]
         headers.append("vmapped / PyTorch sequential")
         print(f"PyTorch peer (channels_last, SGD momentum, {args.torch_device}, "
@@ -147,7 +147,7 @@ def _torch_step_ms(trainer, images: np.ndarray, labels: np.ndarray, steps: int,
 
     timing.match_torch_threads()
     model_cfg = trainer.cfgs[0].model
-    model = torch_models.MobileNetV1(trainer.setup.dataset.num_classes, model_cfg.alpha,
+    model = torch_models.MobileNetV1(trainer.experiment.dataset.num_classes, model_cfg.alpha,
                                      model_cfg.stem_stride, images.shape[-1])
     model = model.to(device=device, memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)

@@ -4,7 +4,7 @@ resolution matter (the embedded digits saturate at 97-99 % for every alpha and r
     lightjax train --config shapes_classification
     lightjax sweep mobilenet_v1_alpha_rho:shapes --workdir runs/ar-shapes   # the trade-off figure
 
-15 classes (kind x colour of the largest shape among 0-3 smaller distractors), 2,000 train /
+15 classes (kind x colour of the largest shape among 0-2 smaller distractors), 2,000 train /
 500 test images drawn from a seed, 32x32, 'medium' difficulty, random flips. The measured
 figures are in the README (alpha x rho sweep).
 """

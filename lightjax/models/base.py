@@ -7,6 +7,7 @@ same model class with explicit ``widths``.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import flax.linen as nn
@@ -18,8 +19,9 @@ from lightjax.errors import InvalidTypeError, ValidationError
 
 
 def check_alpha(model: str, value: float, name: str = "alpha") -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise ValidationError(f"{model}: {name} must be a positive number, got {value!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or \
+            not math.isfinite(value) or value <= 0:
+        raise ValidationError(f"{model}: {name} must be a finite number > 0, got {value!r}")
 
 
 def check_widths(model: str, names: Sequence[str], widths: Sequence[int] | None,

@@ -14,12 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lightjax.data.fields import IGNORE_LABEL  # 255, the VOC/Cityscapes convention
 from lightjax.errors import ValidationError
 from lightjax.tasks.base import Batch, Evaluator, Task
 from lightjax.tasks.classification import cross_entropy
 from lightjax.tasks.registry import register
 
-IGNORE_LABEL = 255
 
 
 def miou_from_confusion(confusion: np.ndarray) -> dict[str, float]:

@@ -119,8 +119,8 @@ class SingleAccess:
                     state = p.on_write(state)
                 return state
 
-            self._write = jax.jit(write, out_shardings=self.experiment.replicated,
-                                  donate_argnums=0)
+            # no donation: callers (pruning sessions, sensitivity) keep earlier states
+            self._write = jax.jit(write, out_shardings=self.experiment.replicated)
         single = jax.tree.map(lambda a: jnp.asarray(a[0]), value)
         return self._write(state, {name: single})
 

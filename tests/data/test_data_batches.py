@@ -145,7 +145,8 @@ def test_bad_resolution(resolution):
 def test_bad_build_arguments(tmp_path):
     with pytest.raises(ValueError, match=r"unknown augmentation policy 'mixup'.*cifar"):
         data.build("digits", augment="mixup")
-    with pytest.raises(ValueError, match=r"unknown dataset 'cifar-10'.*digits, shapes, cifar10.*TFDS"):
+    with pytest.raises(ValueError,
+                       match=r"unknown dataset 'cifar-10'.*digits, shapes, cifar10.*TFDS"):
         data.build("cifar-10", data_dir=str(tmp_path))
     with pytest.raises(ValueError, match="root= is only used by the 'folder'"):
         data.build("digits", root=str(tmp_path))

@@ -41,7 +41,8 @@ class Pets(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             supervised_keys=("image", "label"))
 
     def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples("train", N_TRAIN), "test": self._generate_examples("test", N_TEST)}
+        return {"train": self._generate_examples("train", N_TRAIN),
+                "test": self._generate_examples("test", N_TEST)}
 
     def _generate_examples(self, split, n):
         for i in range(n):
@@ -64,7 +65,8 @@ class City(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             supervised_keys=("image_left", "segmentation_label"))
 
     def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples("train", 4), "validation": self._generate_examples("test", 2)}
+        return {"train": self._generate_examples("train", 4),
+                "validation": self._generate_examples("test", 2)}
 
     def _generate_examples(self, split, n):
         for i in range(n):

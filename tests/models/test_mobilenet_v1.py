@@ -97,8 +97,8 @@ def test_widths_override_builds_the_narrower_model():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(alpha=0), "alpha must be a positive number"),
-    (dict(alpha=-0.5), "alpha must be a positive number"),
+    (dict(alpha=0), "alpha must be a finite number > 0"),
+    (dict(alpha=-0.5), "alpha must be a finite number > 0"),
     (dict(alpha=0.01), "leave layers with no channels"),
     (dict(activation="gelu_fancy"), "unknown activation 'gelu_fancy'"),
     (dict(variant="fast"), "unknown variant 'fast'"),

@@ -142,7 +142,7 @@ def test_reference_figures_alpha_025_at_64():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(alpha=0), "alpha must be a positive number"),
+    (dict(alpha=0), "alpha must be a finite number > 0"),
     (dict(alpha=0.01), "leave layers with no channels"),
     (dict(num_classes=0), "num_classes must be a positive integer"),
     (dict(stem_stride=4), "stem_stride must be 1 or 2"),

@@ -49,9 +49,14 @@ def test_alpha_rho_tradeoff_lines_points_and_error_bars(tmp_path):
     assert segment[1][1] - segment[0][1] == pytest.approx(2 * 100 * np.std([0.4, 0.5], ddof=1))
     segment = bars[1_000_000].lines[2][0].get_segments()[0]
     assert segment[1][1] == segment[0][1] == pytest.approx(70.0)  # identical seeds: std 0
-    # the right panel joins the alphas of each resolution (params do not depend on it)
-    dashed = [line for line in params_ax.get_lines() if line.get_linestyle() == "--"]
-    assert sorted(list(line.get_xdata()) for line in dashed) == [[215_000, 800_000]] * 2
+    # the right panel joins the alphas of each resolution (params do not depend on it): one
+    # labelled line per resolution, in the panel's legend
+    joined = {line.get_label(): list(line.get_xdata()) for line in params_ax.get_lines()
+              if not line.get_label().startswith("_")}
+    assert sorted(joined.values()) == [[215_000, 800_000]] * 2
+    assert all(label.startswith("resolution ") for label in joined)
+    legend = [t.get_text() for t in params_ax.get_legend().get_texts()]
+    assert sorted(legend) == sorted(joined)
     assert imread(tmp_path / "ar.png").shape[1] == 11 * plots.DPI
 
 
