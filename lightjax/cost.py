@@ -5,7 +5,7 @@ memory) with a flax method interceptor that records, for every convolution, dens
 parameterised activation, the layer's actual variables and its actual input and output shapes.
 Nothing is recomputed from a hand-written formula, so the count cannot drift from the model.
 
-Convention (SPEC §6, what papers call "FLOPs" or "Mult-Adds"):
+Convention (what papers call "FLOPs" or "Mult-Adds"):
 
 - MACs count conv and FC multiply-adds only: ``kernel.size * H_out * W_out`` for every conv
   (= k²·Cin/groups·Cout·Hout·Wout, depthwise k²·C·Hout·Wout), ``kernel.size * H_in * W_in``

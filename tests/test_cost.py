@@ -1,4 +1,4 @@
-"""Cost accounting reproduces REFERENCE.md's published counts, from the modules themselves."""
+"""Cost accounting reproduces the papers' published counts (Howard et al. 2017, arXiv:1704.04861; Sandler et al. 2018; Zhang et al. 2018; Ma et al. 2018), from the modules themselves."""
 import flax.linen as nn
 import jax.numpy as jnp
 import pytest

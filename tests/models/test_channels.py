@@ -7,7 +7,7 @@ from lightjax.models.channels import make_divisible
 
 
 @pytest.mark.parametrize("value, expected", [
-    (32 * 1.4, 48),     # 44.8 -> 48 (PITFALLS: an implementation once gave 44)
+    (32 * 1.4, 48),     # 44.8 -> 48 (a known implementation bug gave 44)
     (32 * 0.35, 16),    # 11.2 -> 8 loses 29% (< 0.9 * 11.2 = 10.08) -> 8 + 8
     (16 * 1.4, 24),     # 22.4 -> 24
     (16 * 0.35, 8),     # 5.6 -> clamped to min_value 8

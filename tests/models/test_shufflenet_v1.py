@@ -59,7 +59,7 @@ def test_counts_at_224_match_the_paper(groups):
 
 def test_g3_reference_code_param_count():
     report = _report(groups=3)
-    assert report.params == 1_864_728  # REFERENCE.md (megvii, bias-free classifier)
+    assert report.params == 1_864_728  # ShuffleNet (Zhang et al. 2018), megvii's implementation: bias-free classifier
     assert [r.params for r in report.layers if r.type == "fc"] == [960 * 1000]
 
 

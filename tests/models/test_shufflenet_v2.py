@@ -14,8 +14,9 @@ from lightjax.models.shufflenet_v2 import CHANNELS, REPEATS
 
 NAME = "shufflenet_v2"
 
-#: REFERENCE.md (torchvision, classifier with bias), 224, 1000 classes: exact params, ≈MACs.
-REFERENCE = {0.5: (1_366_792, 40.5), 1.0: (2_278_604, 144.9), 1.5: (3_503_624, 295.8),
+#: ShuffleNet V2 (Ma et al. 2018) as torchvision builds it (classifier with bias), 224, 1000
+#: classes: exact params, ≈MACs.
+PUBLISHED = {0.5: (1_366_792, 40.5), 1.0: (2_278_604, 144.9), 1.5: (3_503_624, 295.8),
              2.0: (7_393_996, 583.3)}
 #: Measured MACs (conv + FC multiply-adds per image).
 MEASURED_MACS = {0.5: 40_476_448, 1.0: 144_907_992, 1.5: 295_759_392, 2.0: 583_253_464}
@@ -33,16 +34,16 @@ def _kernels(report):
     return {r.name.removesuffix("/conv"): r.kernel_shape for r in report.layers if r.kernel_shape}
 
 
-@pytest.mark.parametrize("scale", sorted(REFERENCE))
+@pytest.mark.parametrize("scale", sorted(PUBLISHED))
 def test_counts_at_224_match_torchvision(scale):
     report = _report(scale=scale)
-    params, mmacs = REFERENCE[scale]
+    params, mmacs = PUBLISHED[scale]
     assert report.params == params
     assert report.macs == MEASURED_MACS[scale]
     assert round(report.macs / 1e6, 1) == mmacs
 
 
-@pytest.mark.parametrize("scale", sorted(REFERENCE))
+@pytest.mark.parametrize("scale", sorted(PUBLISHED))
 def test_channel_table(scale):
     assert CHANNELS[scale] == TORCHVISION_CHANNELS[scale]
     stem, *stages, last = TORCHVISION_CHANNELS[scale]
@@ -123,7 +124,7 @@ def test_prunable_layers_and_default_widths():
     kernels = _kernels(_report(scale=1.0))
     assert all(n in kernels for n in names)  # every prunable layer is a ConvBN of the model
     same = cost.count(models.create(NAME, widths=list(model.resolved_widths())), (1, 224, 224, 3))
-    assert same.params == REFERENCE[1.0][0] and same.macs == MEASURED_MACS[1.0]
+    assert same.params == PUBLISHED[1.0][0] and same.macs == MEASURED_MACS[1.0]
 
 
 def test_widths_override_gives_a_smaller_model():
@@ -143,7 +144,7 @@ def test_widths_override_gives_a_smaller_model():
     assert specs["stage2_unit1"]["out"] == 58 and specs["stage2_unit4"]["out"] == 58
     assert specs["stage3_unit1"]["in_channels"] == 58
     report = cost.count(small, (1, 224, 224, 3))
-    assert report.params < REFERENCE[1.0][0] and report.macs < MEASURED_MACS[1.0]
+    assert report.params < PUBLISHED[1.0][0] and report.macs < MEASURED_MACS[1.0]
     k = _kernels(report)
     assert k["stage2_unit3/branch2_pw1"] == (1, 1, 29, 17)
     assert k["stage2_unit3/branch2_pw2"] == (1, 1, 17, 29)

@@ -1,4 +1,4 @@
-"""Masks: REFERENCE.md pruning counts, masked updates keep pruned filters at zero, bad masks."""
+"""Masks: MobileNet-rhs pruning counts (pw13 −256 kernels = −288,512 params; pw11/12/13 = −545,152), masked updates keep pruned filters at zero, bad masks."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +16,7 @@ from model_fixtures import random_variables
 
 @pytest.fixture(scope="module")
 def rhs():
-    """MobileNet-rhs on CIFAR-100 with pointwise biases (REFERENCE.md: 3,315,428 params)."""
+    """MobileNet-rhs on CIFAR-100 with pointwise biases (3,315,428 params, as the MobileNet-rhs source counts them)."""
     model = models.create("mobilenet_v1", num_classes=100, variant="rhs", pointwise_bias=True,
                           stem_stride=1)
     return model, groups_lib.derive(model, (1, 8, 8, 3), check=False)

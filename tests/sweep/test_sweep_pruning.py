@@ -64,7 +64,7 @@ def test_pruning_members_share_one_group(trained, tmp_path):
     ({"prune.ratio": 1.5}, "prune.ratio"),
     ({"prune.ratio": 0.5, "prune.criterion": "l7"}, "l7"),
     ({"prune.ratio": 0.5, "prune.frequency": 0}, "prune.frequency"),
-    ({"prune.ratio": 0.5, "model.alpha": 0.5}, "differs from the sweep member"),
+    ({"prune.ratio": 0.5, "model.alpha": 0.5}, "differs from this config"),
 ])
 def test_bad_pruning_settings_are_refused(trained, tmp_path, member, message):
     sweep = _members(trained, member)
