@@ -145,7 +145,8 @@ def test_train_default_config_from_an_empty_directory(installed, tmp_path):
     _, bindir, _, env = installed
     # one epoch: the digits config's 1-epoch warm-up must be shorter than the run
     proc = _run([bindir / "lightjax", "train", "--config", "digits", "--config.train.epochs=1",
-                 "--config.train.warmup_epochs=0", "--no-progress", "--workdir", "w"], tmp_path,
+                 "--config.train.warmup_epochs=0", "--config.data.resolution=16", "--no-progress",
+                 "--workdir", "w"], tmp_path,
                 env, 900,
                 "lightjax train (installed wheel)")
     assert os.listdir(tmp_path) == ["w"]

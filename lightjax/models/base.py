@@ -89,3 +89,9 @@ def check_common(model: str, num_classes: int, stem_stride: int,
 def check_num_classes(model: str, num_classes: int) -> None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValidationError(f"{model}: num_classes must be a positive integer, got {num_classes!r}")
+
+
+def check_choice(model: str, name: str, value: object, allowed: Sequence[str]) -> None:
+    """``value`` of the hyper-parameter ``name`` must be one of ``allowed``."""
+    if value not in allowed:
+        raise ValidationError(f"{model}: unknown {name} {value!r}; allowed: {', '.join(allowed)}")

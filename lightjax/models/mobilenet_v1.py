@@ -18,7 +18,6 @@ from lightjax.layers.factory import LayerFactory
 from lightjax.layers.separable import VARIANTS, SeparableUnit
 from lightjax.models import base
 from lightjax.models.registry import register
-from lightjax.errors import ValidationError
 
 NAME = "mobilenet_v1"
 STEM_CHANNELS = 32
@@ -61,9 +60,7 @@ class MobileNetV1(nn.Module):
     def __post_init__(self) -> None:
         base.check_common(NAME, self.num_classes, self.stem_stride, self.activation)
         base.check_alpha(NAME, self.alpha)
-        if self.variant not in VARIANTS:
-            raise ValidationError(f"{NAME}: unknown variant {self.variant!r}; allowed: "
-                             f"{', '.join(VARIANTS)}")
+        base.check_choice(NAME, "variant", self.variant, VARIANTS)
         self.resolved_widths()
         super().__post_init__()
 

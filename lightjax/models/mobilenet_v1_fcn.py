@@ -179,9 +179,7 @@ class MobileNetV1FCN(nn.Module):
     def __post_init__(self) -> None:
         base.check_common(NAME, self.num_classes, self.stem_stride, self.activation)
         base.check_alpha(NAME, self.alpha)
-        if self.variant not in VARIANTS:
-            raise ValidationError(f"{NAME}: unknown variant {self.variant!r}; allowed: "
-                                  f"{', '.join(VARIANTS)}")
+        base.check_choice(NAME, "variant", self.variant, VARIANTS)
         dc = self.decoder_channels
         if dc is not None and (isinstance(dc, bool) or not isinstance(dc, int)):
             raise InvalidTypeError(f"{NAME}: decoder_channels must be a positive integer or None, "

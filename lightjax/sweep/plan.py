@@ -16,7 +16,7 @@ from typing import Sequence
 
 import ml_collections
 
-from lightjax.sweep import pruning
+from lightjax.prune import plugin as pruning
 from lightjax.sweep.spec import Sweep
 from lightjax.errors import ValidationError
 

@@ -64,8 +64,8 @@ def base_config(spec: str) -> ml_collections.ConfigDict:
     else:
         cfg = config_lib.load(spec)
     if "prune" not in cfg:
-        from lightjax.sweep import pruning
-        cfg.prune = pruning.section()
+        from lightjax.prune import plugin
+        cfg.prune = plugin.section()
     return cfg
 
 
@@ -83,7 +83,7 @@ class Sweep:
     def configs(self) -> list[ml_collections.ConfigDict]:
         """Each member's full config (validates every axis name).
 
-        The base config gains a ``prune`` section (:func:`lightjax.sweep.pruning.section`) if it
+        The base config gains a ``prune`` section (:func:`lightjax.prune.plugin.section`) if it
         has none; a base that is a run directory uses that run's ``config.json``.
         """
         base = base_config(self.base)
@@ -115,18 +115,7 @@ def resolve_path(spec: str) -> tuple[str, str | None]:
 
     A name is ``./sweeps/NAME.py`` when that exists, else the bundled sweep ``NAME``.
     """
-    path, _, arg = spec.partition(":")
-    if path.endswith(".py") or os.path.isfile(path):
-        if not os.path.isfile(path):
-            raise ValidationError(f"sweep file {path} does not exist")
-        return path, (arg or None)
-    local = os.path.join("sweeps", path + ".py")
-    found = local if os.path.isfile(local) else config_lib.bundled_file(PACKAGE, "sweeps", path)
-    if found is None:
-        raise ValidationError(
-            f"sweep {path!r} not found: give a FILE.py path, a file in ./sweeps/, or a bundled "
-            f"sweep: {', '.join(bundled_names()) or '(none installed)'}")
-    return found, (arg or None)
+    return config_lib.resolve_file(spec, PACKAGE, "sweeps", "sweep")
 
 
 def load(spec: str) -> Sweep:

@@ -73,23 +73,31 @@ def bundled_names() -> tuple[str, ...]:
     return bundled_file_names(PACKAGE, "configs")
 
 
+def resolve_file(spec: str, package: str, folder: str, kind: str) -> tuple[str, str | None]:
+    """(file path, argument) for ``FILE.py[:ARG]`` or ``NAME[:ARG]`` of a ``kind`` ('config',
+    'sweep'): a name is ``./<folder>/NAME.py`` when that exists, else the one bundled as
+    ``package``."""
+    path, _, arg = spec.partition(":")
+    if path.endswith(".py") or os.path.isfile(path):
+        if not os.path.isfile(path):
+            raise ValidationError(f"{kind} file {path} does not exist")
+        return path, (arg or None)
+    local = os.path.join(folder, path + ".py")
+    found = local if os.path.isfile(local) else bundled_file(package, folder, path)
+    if found is None:
+        names = bundled_file_names(package, folder)
+        raise ValidationError(
+            f"{kind} {path!r} not found: give a FILE.py path, a file in ./{folder}/, or a bundled "
+            f"{kind}: {', '.join(names) or '(none installed)'}")
+    return found, (arg or None)
+
+
 def resolve_path(spec: str) -> tuple[str, str | None]:
     """(file path, argument) for ``FILE.py[:ARG]`` or ``NAME[:ARG]``.
 
     A name is ``./configs/NAME.py`` when that exists, else the bundled config ``NAME``.
     """
-    path, _, arg = spec.partition(":")
-    if path.endswith(".py"):
-        if not os.path.isfile(path):
-            raise ValidationError(f"config file {path} does not exist")
-        return path, (arg or None)
-    local = os.path.join("configs", path + ".py")
-    found = local if os.path.isfile(local) else bundled_file(PACKAGE, "configs", path)
-    if found is None:
-        raise ValidationError(
-            f"config {path!r} not found: give a FILE.py path, a file in ./configs/, or a bundled "
-            f"config: {', '.join(bundled_names()) or '(none installed)'}")
-    return found, (arg or None)
+    return resolve_file(spec, PACKAGE, "configs", "config")
 
 
 def _one_line(err: BaseException) -> str:

@@ -8,8 +8,8 @@ line reports in one line with exit status 130 (SIGINT) or 143 (SIGTERM). A secon
 the checkpoint is being written is deferred too; the previous handlers are restored on exit.
 
 With several processes (``jax.distributed``), :meth:`Guard.pending` agrees across processes (a
-host all-gather per poll), so every process stops after the same step even when only one was
-signalled.
+host all-gather, done every :data:`MULTI_PROCESS_EVERY` steps and at epoch ends — the same steps
+on every process), so every process stops after the same step even when only one was signalled.
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ import threading
 from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: with several processes, poll (a host all-gather) only every this many steps
+MULTI_PROCESS_EVERY = 20
 
 
 class Guard:
@@ -42,12 +44,15 @@ class Guard:
             signal.signal(s, handler)
         self._previous.clear()
 
-    def pending(self) -> int | None:
-        """The signal received by this or (with several processes) any process, else ``None``."""
+    def pending(self, step: int = 0, epoch_end: bool = False) -> int | None:
+        """The signal received by this or (with several processes) any process, else ``None``
+        (with several processes only polled every :data:`MULTI_PROCESS_EVERY` steps)."""
         import jax
 
         if jax.process_count() == 1:
             return self.signum
+        if step % MULTI_PROCESS_EVERY and not epoch_end:
+            return None
         import numpy as np
         from jax.experimental import multihost_utils
 

@@ -196,7 +196,7 @@ def run(loop: Loop, state: Any, start: int, stop_at: int | None = None) -> Resul
                         _check(loop, losses, diverged, f"at step {step}", last_good)
                         if bar is not None:
                             bar.set_postfix(loss=f"{np.nanmean(losses):.3f}")
-                    signum = guard.pending()
+                    signum = guard.pending(step, epoch_end=step % spe == 0 or step >= stop)
                     if signum is not None:
                         if loop.checkpoints is not None:
                             loop.checkpoints.save(step, state)
