@@ -5,7 +5,6 @@ from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from lightjax.errors import ValidationError
@@ -75,8 +74,3 @@ class Classification(Task):
     def summary_line(self, metrics: Mapping[str, float]) -> str:
         return (f"top-1 {100 * metrics['top1']:.2f}%  top-5 {100 * metrics['top5']:.2f}%  "
                 f"loss {metrics['loss']:.4f}")
-
-
-def top_k_hits(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """(N,) bool: the label is among the ``k`` largest logits (host helper for tests/tools)."""
-    return (np.argsort(-logits, axis=-1)[:, :k] == labels[:, None]).any(-1)

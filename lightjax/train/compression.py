@@ -21,7 +21,7 @@ a run to start from), or passed explicitly to :class:`lightjax.train.experiment.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import flax.linen as nn
 import ml_collections
@@ -122,6 +122,3 @@ def wrap_optimizer(plugins: Sequence[Compression],
     for p in plugins:
         tx = p.wrap(tx)
     return tx
-
-
-Hook = Callable[[StateAccess, Any, int], Any]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -207,8 +206,6 @@ def run(loop: Loop, state: Any, start: int, stop_at: int | None = None) -> Resul
                         raise errors.Interrupted(
                             signum, f"interrupted by {_name(signum)} at step {step} of "
                                     f"{loop.total_steps}{where}; {loop.resume_hint}")
-                    if step % spe == 0:
-                        break
                 if epoch_sums.n == 0:
                     break
                 means = epoch_sums.means(k)
@@ -262,7 +259,3 @@ def _check(loop: Loop, losses: np.ndarray, diverged: np.ndarray, where: str,
         value = losses[bad][0]
         raise errors.Diverged(f"loss became {value} {where}; stopped. " + _kept(loop, last_good))
     diverged |= bad
-
-
-def finite_or_nan(value: float) -> float:
-    return value if math.isfinite(value) else math.nan
