@@ -46,6 +46,7 @@ class LayerCost:
     macs: int
     kernel_shape: tuple[int, ...] | None = None
     output_shape: tuple[int, ...] | None = None
+    input_shape: tuple[int, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -137,7 +138,8 @@ def count(model: nn.Module, input_shape: Sequence[int], **call_kwargs: Any) -> C
             shape = in_shape if kind == "transposed" else out_shape
             positions = math.prod(shape[1:-1]) if len(shape) > 2 else 1
             macs = math.prod(kernel_shape) * positions
-        rows.append(LayerCost(path, kind, params, macs, kernel_shape, tuple(out_shape)))
+        rows.append(LayerCost(path, kind, params, macs, kernel_shape, tuple(out_shape),
+                              None if in_shape is None else tuple(in_shape)))
     unattributed = _size(variables.get("params", {})) - sum(r.params for r in rows)
     if unattributed:
         rows.append(LayerCost("(unattributed)", "other", unattributed, 0))

@@ -37,7 +37,7 @@ Dtype = Any
 
 __all__ = [
     "relu", "relu6", "leaky_relu", "swish", "hard_sigmoid", "hard_swish",
-    "relu_hswish", "sigmoid", "Activation", "RReLU", "Swish",
+    "relu_hswish", "sigmoid", "identity", "Activation", "RReLU", "Swish",
     "create", "names", "register", "TRAINABLE_PARAMS", "set_trainable_init",
 ]
 
@@ -45,6 +45,11 @@ __all__ = [
 # --------------------------------------------------------------------------
 # Pure functions: (...) -> (...), same dtype as x.
 # --------------------------------------------------------------------------
+def identity(x: ArrayLike) -> Array:
+    """x (no activation: binary networks use the sign of their inputs as the non-linearity)."""
+    return jnp.asarray(x)
+
+
 def relu(x: ArrayLike) -> Array:
     """max(x, 0). Shape (...) -> (...). Derivative 0 at x=0."""
     return jax.nn.relu(x)
@@ -227,6 +232,7 @@ def _parse_leaky_slope(suffix: str) -> float:
 
 
 _REGISTRY: dict[str, Factory] = {
+    "identity": _stateless(identity),
     "relu": _stateless(relu),
     "relu6": _stateless(relu6),
     "leaky_relu": _leaky,

@@ -16,7 +16,6 @@ changes mask values, so sweep members with different settings train in one vmapp
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Sequence
 
 import jax
@@ -30,7 +29,7 @@ from lightjax.errors import ValidationError
 from lightjax.prune import compact as compact_lib
 from lightjax.prune import criteria, masking, optim, ranking
 from lightjax.prune import groups as groups_lib
-from lightjax.train import config as config_lib
+from lightjax.train import compression
 from lightjax.train.compression import Compression, StateAccess
 
 #: Fields of the ``prune`` section that may differ between members of one vmapped group.
@@ -99,19 +98,7 @@ def check(cfg: ml_collections.ConfigDict, steps_per_epoch: int = 1) -> Schedule 
     if p is None:
         return None
     schedule = Schedule.from_config(p, steps_per_epoch)
-    if p.init_from is not None:
-        path = os.path.join(p.init_from, "config.json")
-        if not os.path.isfile(path):
-            raise ValidationError(f"prune.init_from={p.init_from} holds no lightjax run "
-                                  f"(no config.json)")
-        with open(path) as f:
-            run_cfg = config_lib.from_json(f.read())
-        for name in ("model", "data"):
-            if run_cfg[name].to_dict() != cfg[name].to_dict():
-                raise ValidationError(
-                    f"prune.init_from={p.init_from}: that run's {name} section "
-                    f"{run_cfg[name].to_dict()} differs from this config's {cfg[name].to_dict()}; "
-                    f"use the run's directory as the base config")
+    compression.check_init_from(cfg, "prune")
     return schedule
 
 
@@ -159,11 +146,7 @@ class Pruning(Compression):
         return jax.tree.map(jnp.asarray, self.groups.ones())
 
     def on_start(self, state, tx: optax.GradientTransformation):
-        if self.start is None:
-            return state
-        params = jax.tree.map(jnp.asarray, self.start["params"])
-        return state.replace(params=params, opt_state=tx.init(params),
-                             batch_stats=jax.tree.map(jnp.asarray, self.start["batch_stats"]))
+        return compression.start_state(state, tx, self.start)
 
     def collections(self, extra):
         return {"masks": masking.layer_masks(self.groups, extra)}
@@ -208,14 +191,6 @@ class Pruning(Compression):
                 "sparsity": round(ranking.sparsity(self.groups, masks), 4)}
 
 
-def start_from(workdir: str) -> dict[str, Any]:
-    """Parameters and BN statistics of the trained run ``workdir`` (host arrays)."""
-    from lightjax.train import run as run_lib
-
-    _, _, state = run_lib.load_run(workdir)
-    return jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
-
-
 def from_configs(cfgs: Sequence[ml_collections.ConfigDict], experiment: Any) -> Pruning | None:
     """The plug-in the members' ``prune`` sections ask for (``None`` when none prunes or starts
     from a trained run)."""
@@ -224,12 +199,8 @@ def from_configs(cfgs: Sequence[ml_collections.ConfigDict], experiment: Any) -> 
         return None
     spe = experiment.steps_per_epoch
     schedules = [check(c, spe) or Schedule() for c in cfgs]
-    init = {p.init_from for p in sections if p is not None}
-    if len(init) > 1:
-        raise ValidationError(f"members of one group start from different runs "
-                              f"(prune.init_from: {sorted(map(str, init))}); use one sweep per run")
-    start_dir = next(iter(init))
+    start_dir = compression.single_start(sections, "prune")
     groups = derive_groups(experiment.base_model, experiment.dataset.image_shape[-1])
     return Pruning(groups, experiment.base_model, schedules,
-                   start_from(start_dir) if start_dir is not None else None,
+                   compression.start_from(start_dir) if start_dir is not None else None,
                    experiment.input_shape)

@@ -3,7 +3,7 @@
 *Traced* fields (:data:`TRACED`) only change values in the train state (seed: parameter init,
 dropout and data order; learning rate and weight decay: injected into the optimizer state;
 activation init: start values of trainable activation parameters; pruning ratio, criterion and
-schedule: per-member masks), so members that agree on everything else train together in one
+schedule: per-member masks; binarization ratios and selection: per-member selections), so members that agree on everything else train together in one
 compiled, vmapped step. Every other field (alpha, resolution,
 model, widths, activation type, batch size, epochs, ...) is *static*: it changes shapes or code, and
 its members form their own group. Groups larger than ``max_members`` are split into chunks.
@@ -16,13 +16,13 @@ from typing import Sequence
 
 import ml_collections
 
-from lightjax.prune import plugin as pruning
+from lightjax.train import compression
 from lightjax.sweep.spec import Sweep
 from lightjax.errors import ValidationError
 
 #: Config fields that may differ between the members of one vmapped group.
 TRACED = ("train.seed", "train.lr", "train.weight_decay", "train.activation_init",
-          *(f"prune.{field}" for field in pruning.TRACED))
+          *compression.traced_fields())
 
 
 def _without_traced(cfg: ml_collections.ConfigDict) -> str:
@@ -78,4 +78,5 @@ def check(groups: Sequence[Group], configs: Sequence[ml_collections.ConfigDict])
         members = [configs[m] for m in g.members]
         group_lib.activation_inits(members)
         for cfg in members:
-            pruning.check(cfg)
+            for name in compression.SECTIONS:
+                compression.section_module(name).check(cfg)

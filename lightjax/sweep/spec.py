@@ -56,16 +56,18 @@ def product(*parts: Mapping[str, Sequence[Any]] | Sequence[Member]) -> list[Memb
 
 def base_config(spec: str) -> ml_collections.ConfigDict:
     """A config spec (``'digits'``, ``'configs/x.py:arg'``) or a run directory's config, with a
-    ``prune`` section."""
+    compression section (``prune``, ``binary``) it lacks, at its defaults."""
     run_config = os.path.join(spec, "config.json")
     if os.path.isdir(spec) and os.path.isfile(run_config):
         with open(run_config) as f:
             cfg = config_lib.from_json(f.read())
     else:
         cfg = config_lib.load(spec)
-    if "prune" not in cfg:
-        from lightjax.prune import plugin
-        cfg.prune = plugin.section()
+    from lightjax.train import compression
+
+    for name in compression.SECTIONS:
+        if name not in cfg:
+            cfg[name] = compression.section_module(name).section()
     return cfg
 
 
@@ -83,8 +85,8 @@ class Sweep:
     def configs(self) -> list[ml_collections.ConfigDict]:
         """Each member's full config (validates every axis name).
 
-        The base config gains a ``prune`` section (:func:`lightjax.prune.plugin.section`) if it
-        has none; a base that is a run directory uses that run's ``config.json``.
+        The base config gains the compression sections it lacks (``prune``, ``binary``: their
+        defaults compress nothing); a base that is a run directory uses that run's ``config.json``.
         """
         base = base_config(self.base)
         out = []

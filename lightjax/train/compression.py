@@ -15,21 +15,40 @@ about it:
    pruning schedule recomputing masks); it reads and writes member-stacked state through a
    :class:`StateAccess`, so the same code serves one run and a vmapped sweep group.
 
-Plug-ins are built from a run's config by :func:`from_config` (a ``prune`` section with a ratio, or
-a run to start from), or passed explicitly to :class:`lightjax.train.experiment.Experiment`.
+Plug-ins are built from a run's config by :func:`from_config` (a ``prune`` section with a ratio,
+a ``binary`` section with a method, or a run to start from), or passed explicitly to
+:class:`lightjax.train.experiment.Experiment`. Each config section is served by one module
+(:data:`SECTIONS`) with ``section()`` (the default section), ``TRACED`` (its fields that only change
+state values, so sweep members differing in them share one vmapped group), ``check(cfg)`` and
+``from_configs(cfgs, experiment)``.
 """
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any, Mapping, Protocol, Sequence
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
-#: config section -> "module:function" building the plug-in (imported only when used, so the
-#: training engine does not depend on the compression packages).
-BUILDERS = {"prune": "lightjax.prune.plugin:from_configs"}
+from lightjax.errors import ValidationError
+
+#: config section -> the module serving it (imported only when used, so the training engine does
+#: not depend on the compression packages).
+SECTIONS = {"prune": "lightjax.prune.plugin", "binary": "lightjax.binary.plugin"}
+
+
+def section_module(name: str) -> Any:
+    """The module serving config section ``name`` (see :data:`SECTIONS`)."""
+    return importlib.import_module(SECTIONS[name])
+
+
+def traced_fields() -> tuple[str, ...]:
+    """``'<section>.<field>'`` of every compression field that only changes state values."""
+    return tuple(f"{name}.{field}" for name in SECTIONS for field in section_module(name).TRACED)
 
 
 class StateAccess(Protocol):
@@ -92,14 +111,64 @@ def from_config(cfgs: Sequence[ml_collections.ConfigDict], experiment: Any
     """The plug-ins the members' configs ask for (each section's builder decides; ``None`` from
     a builder means the section asks for nothing)."""
     out = []
-    for section, target in BUILDERS.items():
+    for section in SECTIONS:
         if all(c.get(section) is None for c in cfgs):
             continue
-        module, _, fn = target.partition(":")
-        built = getattr(importlib.import_module(module), fn)(cfgs, experiment)
+        built = section_module(section).from_configs(cfgs, experiment)
         if built is not None:
             out.append(built)
     return out
+
+
+def check_init_from(cfg: ml_collections.ConfigDict, section: str) -> None:
+    """``ValidationError`` unless ``cfg[section].init_from`` (if set) is a run directory whose
+    ``model`` and ``data`` sections equal ``cfg``'s."""
+    from lightjax.train import config as config_lib
+
+    path = cfg[section].get("init_from")
+    if path is None:
+        return
+    config_path = os.path.join(path, "config.json")
+    if not os.path.isfile(config_path):
+        raise ValidationError(f"{section}.init_from={path} holds no lightjax run (no config.json)")
+    with open(config_path) as f:
+        run_cfg = config_lib.from_json(f.read())
+    for name in ("model", "data"):
+        if run_cfg[name].to_dict() != cfg[name].to_dict():
+            raise ValidationError(
+                f"{section}.init_from={path}: that run's {name} section "
+                f"{run_cfg[name].to_dict()} differs from this config's {cfg[name].to_dict()}; "
+                f"use the run's directory as the base config")
+
+
+def start_from(workdir: str) -> dict[str, Any]:
+    """Parameters and BN statistics of the trained run ``workdir`` (host arrays)."""
+    from lightjax.train import run as run_lib
+
+    _, _, state = run_lib.load_run(workdir)
+    return jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
+
+
+def start_state(state: Any, tx: optax.GradientTransformation,
+                start: dict[str, Any] | None) -> Any:
+    """``state`` with the ``start`` variables (from :func:`start_from`) and a fresh optimizer
+    state; ``state`` itself when ``start`` is ``None``."""
+    if start is None:
+        return state
+    params = jax.tree.map(jnp.asarray, start["params"])
+    return state.replace(params=params, opt_state=tx.init(params),
+                         batch_stats=jax.tree.map(jnp.asarray, start["batch_stats"]))
+
+
+def single_start(sections: Sequence[Any], section: str) -> str | None:
+    """The one ``init_from`` of the members' sections (``ValidationError`` if they differ)."""
+    init = {p.get("init_from") for p in sections if p is not None}
+    init.discard(None)
+    if len(init) > 1:
+        raise ValidationError(f"members of one group start from different runs "
+                              f"({section}.init_from: {sorted(map(str, init))}); use one sweep "
+                              f"per run")
+    return next(iter(init), None)
 
 
 def merged(plugins: Sequence[Compression], method: str, extras: Mapping[str, Any],

@@ -110,15 +110,31 @@ def from_config(cfg: Mapping[str, Any], steps_per_epoch: int, report: cost.CostR
     return build(cfg, steps_per_epoch, mask, learning_rate, traced_weight_decay)
 
 
+def _injected(opt_state: Any) -> Any:
+    """The ``inject_hyperparams`` state inside ``opt_state`` (wrapped in states with an ``inner``
+    field, e.g. pruning's, or first in an ``optax.chain`` tuple, e.g. binarization's)."""
+    while not hasattr(opt_state, "hyperparams"):
+        if hasattr(opt_state, "inner"):
+            opt_state = opt_state.inner
+        elif isinstance(opt_state, tuple) and opt_state:
+            opt_state = opt_state[0]
+        else:
+            raise ValidationError("optimizer state holds no injected hyperparameters")
+    return opt_state
+
+
 def current_lr(opt_state: Any) -> jax.Array:
-    return opt_state.hyperparams["learning_rate"]
+    return _injected(opt_state).hyperparams["learning_rate"]
 
 
 def with_hyperparams(opt_state: Any, **values: Any) -> Any:
-    """``opt_state`` (of :func:`build`, possibly wrapped in a state with an ``inner`` field) with
-    the injected hyperparameters ``values`` (``learning_rate``, ``weight_decay``) set."""
+    """``opt_state`` (of :func:`build`, possibly wrapped in states with an ``inner`` field or
+    first in an ``optax.chain``) with the injected hyperparameters ``values`` (``learning_rate``,
+    ``weight_decay``) set."""
     if hasattr(opt_state, "inner"):
         return opt_state._replace(inner=with_hyperparams(opt_state.inner, **values))
+    if not hasattr(opt_state, "hyperparams") and isinstance(opt_state, tuple) and opt_state:
+        return (with_hyperparams(opt_state[0], **values),) + tuple(opt_state[1:])
     hyper = dict(opt_state.hyperparams)
     for key, value in values.items():
         if key not in hyper:

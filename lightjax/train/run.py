@@ -52,12 +52,16 @@ def _check_resumable(workdir: str, ckpt: checkpoint.Checkpoints) -> None:
 
 
 def summary_of(exp: Experiment, metrics: dict[str, Any], steps: int,
-               seconds: float) -> dict[str, Any]:
-    """``summary.json``: the task's final metrics plus cost, steps and time."""
+               seconds: float, state: step_lib.TrainState | None = None) -> dict[str, Any]:
+    """``summary.json``: the task's final metrics plus cost, steps and time, and (given the
+    ``state``) each compression plug-in's figures (e.g. binarized parameters, model bits)."""
     out = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     out.update({"task": exp.task.name, "metric": exp.task.primary,
                 "params": exp.cost.params, "macs": exp.cost.macs, "steps": steps,
                 "seconds": round(seconds, 2), "finished": True})
+    if state is not None:
+        for p in exp.plugins:
+            out.update(p.summary(exp.access.read(state.compression[p.name]), 0))
     return out
 
 
@@ -109,7 +113,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True,
             metrics = exp.evaluate(result.state, "test")
         finally:
             ckpt.close()
-    summary = summary_of(exp, metrics, result.step, seconds)
+    summary = summary_of(exp, metrics, result.step, seconds, result.state)
     if main:
         with open(os.path.join(workdir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)

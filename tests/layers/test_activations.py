@@ -196,7 +196,7 @@ ALL_NAMES = act.names() + ("leaky_relu_0.1",)
 def test_names_content():
     assert set(act.names()) == {
         "relu", "relu6", "leaky_relu", "rrelu", "swish", "silu", "swish_trainable",
-        "hard_sigmoid", "hard_swish", "relu_hswish", "sigmoid"}
+        "hard_sigmoid", "hard_swish", "relu_hswish", "sigmoid", "identity"}
     assert act.names() == tuple(sorted(act.names()))
 
 

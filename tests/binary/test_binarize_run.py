@@ -1,0 +1,142 @@
+"""Binarization through the engine: ``lightjax binarize`` writes a run that ``eval`` reloads, stage
+schedules set the selections, an interrupted binarization resumes to the same weights, ratios are
+traced sweep axes (one vmapped group), and bad settings fail in one line with nothing written."""
+import json
+import os
+import subprocess
+import sys
+
+import flax
+import jax
+import numpy as np
+import pytest
+
+from lightjax.binary import methods, plugin, selection
+from lightjax.sweep import Sweep, plan, runner
+from lightjax.train import config as config_lib
+from lightjax.train import run as run_lib
+from lightjax.train.experiment import Experiment
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("trained") / "run")
+    cfg = config_lib.load("digits:tiny")
+    cfg.train.epochs, cfg.data.resolution = 1, 16
+    run_lib.train(cfg, workdir, progress=False)
+    return workdir
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lightjax", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def test_binarize_writes_a_run_that_eval_reloads(trained, tmp_path):
+    out = str(tmp_path / "srb")
+    proc = _cli("binarize", "--workdir", trained, "--method", "srb", "--ratios", "1",
+                "--epochs", "0.25", "--out", out, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = json.load(f)
+    # every conv/dense layer but the first and the last is binary (BN and those two stay float)
+    assert summary["binary_macs_share"] > 0.9 and summary["float_model_bits"] > 10 * \
+        summary["model_bits"]
+    cfg, exp, state = run_lib.load_run(out)
+    assert cfg.binary.method == "horq" and cfg.binary.init_from == trained
+    layers = plugin.eligible_layers(exp.cost)
+    binarized = set(state.compression["binary"])
+    assert layers[0].name not in binarized and layers[-1].name not in binarized
+    assert binarized == {row.name for row in layers[1:-1]}
+    for entry in state.compression["binary"].values():  # the last stage: everything binary
+        assert np.all(np.asarray(entry["weights"]) == 1) and np.all(np.asarray(entry["inputs"]) == 1)
+    evaluated = _cli("eval", "--workdir", out)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"{100 * summary['top1']:.2f}%" in evaluated.stdout
+
+
+def _experiment(trained, **fields):
+    cfg = methods.config(run_lib.read_config(trained), "staged", trained, epochs=1,
+                         ratios=(0.5, 1.0))
+    for k, v in fields.items():
+        cfg.binary[k] = v
+    return Experiment(cfg)
+
+
+def test_stages_grow_the_lowest_error_channels_and_windows(trained):
+    exp = _experiment(trained, method="xnor", input_ratios=(0.25, 1.0))
+    binary = exp.plugins[-1]
+    state = binary.before_step(exp.access, exp.init_state(), 0)
+    params = flax.traverse_util.flatten_dict(jax.device_get(state.params), sep="/")
+    for row in binary.layers[:4]:
+        kernel = np.asarray(params[f"{row.name}/kernel"])
+        chosen = np.asarray(state.compression["binary"][row.name]["weights"])
+        n = kernel.shape[-1]
+        assert chosen.sum() == selection.count(0.5, n)
+        error = selection.quantization_error(kernel)
+        assert error[chosen > 0].max() <= error[chosen == 0].min()
+        window = np.asarray(state.compression["binary"][row.name]["inputs"]).ravel()
+        k = selection.count(0.25, window.size)
+        assert window[:k].all() and not window[k:].any()  # raster order from the top-left
+    later = binary.before_step(exp.access, state, exp.steps_per_epoch)
+    assert all(np.all(np.asarray(e["weights"]) == 1)
+               for e in later.compression["binary"].values())
+    assert binary.before_step(exp.access, state, 3) is state  # no stage starts at step 3
+
+
+def test_stochastic_selection_depends_on_the_seed_only(trained):
+    def draw(seed):
+        exp = _experiment(trained, selection="stochastic", seed=seed)
+        state = exp.plugins[-1].before_step(exp.access, exp.init_state(), 0)
+        return {k: np.asarray(v["weights"]) for k, v in state.compression["binary"].items()}
+
+    a, b, c = draw(0), draw(0), draw(1)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert any(not np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_interrupted_binarization_resumes_to_the_same_weights(trained, tmp_path):
+    cfg = methods.config(run_lib.read_config(trained), "sq", trained, epochs=0.5,
+                         ratios=(0.5, 1.0))
+    whole = run_lib.train(cfg, str(tmp_path / "whole"), progress=False)
+    part = str(tmp_path / "part")
+    assert not run_lib.train(cfg, part, progress=False, max_steps=4)["finished"]
+    resumed = run_lib.train(cfg, part, progress=False)
+    assert resumed["top1"] == whole["top1"] and resumed["loss"] == whole["loss"]
+    _, _, a = run_lib.load_run(str(tmp_path / "whole"))
+    _, _, b = run_lib.load_run(part)
+    jax.tree.map(np.testing.assert_array_equal, a.params, b.params)
+    jax.tree.map(np.testing.assert_array_equal, a.compression, b.compression)
+
+
+def test_binarization_ratios_are_one_vmapped_sweep_group(trained, tmp_path):
+    base = {"binary.method": "xnor", "binary.init_from": trained, "train.epochs": 1}
+    sweep = Sweep(trained, [{**base, "binary.weight_ratios": (r,), "binary.input_ratios": (r,)}
+                            for r in (0.0, 0.5, 1.0)])
+    assert len(plan.plan(sweep)) == 1
+    rows = runner.run(sweep, str(tmp_path / "sweep"), progress=False)
+    shares = [r["binary_macs_share"] for r in rows]
+    assert shares[0] == 0 < shares[1] < shares[2] and all(r["status"] == "finished" for r in rows)
+    assert rows[0]["model_bits"] == rows[0]["float_model_bits"] > rows[2]["model_bits"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--method", "ternary"], "unknown binarization method 'ternary'"),
+    (["--method", "sq", "--ratios", "0.5,1.5"], "must be a number in [0, 1]"),
+    (["--method", "horq", "--order", "0"], "HORQ order) must be an integer >= 1"),
+    (["--layers", "nothing/.*"], "matches no layer"),
+    (["--pad-value", "2"], "binary.pad_value must be -1, 0 or 1"),
+])
+def test_bad_binarize_settings_fail_in_one_line_and_write_nothing(trained, tmp_path, args,
+                                                                   message):
+    out = tmp_path / "out"
+    proc = _cli("binarize", "--workdir", trained, "--out", str(out), *args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_binarizing_a_missing_run_fails_in_one_line(tmp_path):
+    proc = _cli("binarize", "--workdir", str(tmp_path / "nothing"))
+    assert proc.returncode == 2 and "holds no lightjax run" in proc.stderr
+    assert not (tmp_path / "nothing-binary-xnor").exists()
