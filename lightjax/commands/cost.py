@@ -6,6 +6,7 @@ Examples::
     lightjax cost --model shufflenet_v1 --groups 3 --json
     lightjax cost --model mobilenet_v1 --variant rhs --pointwise-bias --num-classes 100 \\
         --resolution 32 --stem-stride 1
+    lightjax cost --model mobilenet_v1 --binary xnor          # + binarized params, bits, MACs
 """
 from __future__ import annotations
 
@@ -94,6 +95,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--se-reduction", help="add SE blocks with this reduction")
     p.add_argument("--input-channels", help="channels of the input images (default 3)")
     p.add_argument("--widths", help="comma-separated output channels of each prunable layer")
+    p.add_argument("--binary", help="also report the model binarized with this method (bwn, "
+                                    "bnn, xnor, horq): binary/float parameters, size in bits, "
+                                    "binarized MAC shares")
+    p.add_argument("--binary-layers", help="regular expression on layer paths to binarize "
+                                           "(default: every conv/dense but the first and last)")
     p.add_argument("--per-layer", action="store_true", help="also list every layer")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
@@ -137,10 +143,32 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(args)
     channels = getattr(model, "input_channels", 3)
     report = cost.count(model, (1, args.resolution, args.resolution, channels))
+    binary = _binary(report, args.binary, args.binary_layers) if args.binary else None
     if args.json:
-        print(json.dumps({"model": args.model, **report.as_dict()}))
-    else:
-        print(f"{args.model} at {args.resolution}x{args.resolution}: "
-              f"{report.params:,} params, {report.macs:,} MACs")
-        print(cost.format_table(report, per_layer=args.per_layer))
+        print(json.dumps({"model": args.model, **report.as_dict(),
+                          **({"binary": binary} if binary else {})}))
+        return 0
+    print(f"{args.model} at {args.resolution}x{args.resolution}: "
+          f"{report.params:,} params, {report.macs:,} MACs")
+    print(cost.format_table(report, per_layer=args.per_layer))
+    if binary:
+        print(f"binarized ({args.binary}, {binary['layers']} layers): "
+              f"{binary['binary_params']:,} binary + {binary['float_params']:,} float params, "
+              f"{binary['model_bits'] / 8 / 1024:,.1f} KiB vs {binary['float_model_bits'] / 8 / 1024:,.1f} "
+              f"KiB float ({binary['float_model_bits'] / binary['model_bits']:.1f}x smaller); "
+              f"MACs with binary weights {100 * binary['binary_weight_macs_share']:.1f}%, "
+              f"with both operands binary {100 * binary['binary_macs_share']:.1f}%")
     return 0
+
+
+def _binary(report: cost.CostReport, method: str, layers: str | None) -> dict:
+    """The binarized model's figures (every selected layer fully binary)."""
+    from lightjax.binary import plugin
+
+    if method not in plugin.METHODS:
+        raise ValidationError(f"--binary: unknown method {method!r}; allowed: "
+                              f"{', '.join(plugin.METHODS)}")
+    rows = plugin.select_layers(report, layers)
+    inputs = 0.0 if plugin.METHODS[method][1] == 0 else 1.0
+    return {"method": method, "layers": len(rows),
+            **plugin.binary_cost(report, {r.name: (1.0, inputs) for r in rows})}

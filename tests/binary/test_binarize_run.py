@@ -11,10 +11,12 @@ import jax
 import numpy as np
 import pytest
 
-from lightjax.binary import methods, plugin, selection
+from lightjax.binary import export, methods, plugin, selection
+from lightjax.errors import ValidationError
 from lightjax.sweep import Sweep, plan, runner
 from lightjax.train import config as config_lib
 from lightjax.train import run as run_lib
+from lightjax.train import step as step_lib
 from lightjax.train.experiment import Experiment
 
 
@@ -32,11 +34,17 @@ def _cli(*args, cwd=None):
                           text=True, cwd=cwd, timeout=600)
 
 
-def test_binarize_writes_a_run_that_eval_reloads(trained, tmp_path):
-    out = str(tmp_path / "srb")
+@pytest.fixture(scope="module")
+def binarized(trained, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("binarized") / "srb")
     proc = _cli("binarize", "--workdir", trained, "--method", "srb", "--ratios", "1",
                 "--epochs", "0.25", "--out", out, "--no-progress")
     assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_binarize_writes_a_run_that_eval_reloads(trained, binarized):
+    out = binarized
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
     # every conv/dense layer but the first and the last is binary (BN and those two stay float)
@@ -140,3 +148,22 @@ def test_binarizing_a_missing_run_fails_in_one_line(tmp_path):
     proc = _cli("binarize", "--workdir", str(tmp_path / "nothing"))
     assert proc.returncode == 2 and "holds no lightjax run" in proc.stderr
     assert not (tmp_path / "nothing-binary-xnor").exists()
+
+
+def test_export_stores_bits_and_the_loaded_model_computes_the_same(binarized, tmp_path):
+    path = str(tmp_path / "model.npz")
+    sizes = export.export(binarized, path)
+    assert sizes["file_bytes"] == os.path.getsize(path) < sizes["float32_param_bytes"] / 4
+    with np.load(path) as data:  # real bits: no float copy of a binary kernel is stored
+        bits = [k for k in data.files if k.endswith("/bits")]
+        assert bits and all(data[k].dtype == np.uint8 for k in bits)
+        assert all(data[k.replace("/bits", "/float")].size == 0 for k in bits)
+    _, exp, state = run_lib.load_run(binarized)
+    batch = next(iter(exp.eval_batches("test")))
+    variables = step_lib.model_variables(state, state.params, exp.plugins)
+    expected = np.asarray(exp.model.apply(variables, batch["image"]))
+    _, model, loaded = export.load(path)
+    np.testing.assert_allclose(np.asarray(model.apply(loaded, batch["image"])), expected,
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValidationError, match="already exists"):
+        export.export(binarized, path)
