@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from lightjax.binary import export, methods, plugin, selection
+from lightjax.binary import export, inference, methods, plugin, selection
 from lightjax.errors import ValidationError
 from lightjax.sweep import Sweep, plan, runner
 from lightjax.train import config as config_lib
@@ -167,3 +167,19 @@ def test_export_stores_bits_and_the_loaded_model_computes_the_same(binarized, tm
                                rtol=1e-5, atol=1e-5)
     with pytest.raises(ValidationError, match="already exists"):
         export.export(binarized, path)
+
+
+def test_packed_inference_equals_the_binarized_model(trained, tmp_path):
+    """XNOR run: the layers computed with XOR + popcount give the model's outputs."""
+    cfg = methods.config(run_lib.read_config(trained), "xnor", trained, epochs=0.2)
+    cfg.binary.pad_value = -1.0
+    out = str(tmp_path / "xnor")
+    run_lib.train(cfg, out, progress=False, max_steps=2)
+    _, exp, state = run_lib.load_run(out)
+    variables = step_lib.model_variables(state, state.params, exp.plugins)
+    fast = inference.from_plugin(exp.model, variables, exp.plugins[-1])
+    assert len(fast.paths) == 13 and all(p.endswith("pw/conv") for p in fast.paths)
+    images = next(iter(exp.eval_batches("test")))["image"]
+    np.testing.assert_allclose(np.asarray(jax.jit(fast.apply)(images)),
+                               np.asarray(exp.model.apply(variables, images)),
+                               rtol=1e-4, atol=1e-4)
