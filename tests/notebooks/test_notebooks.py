@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-NAMES = ("alpha_rho_tradeoff", "activation_study", "pruning_sensitivity")
+NAMES = ("alpha_rho_tradeoff", "activation_study", "pruning_sensitivity", "binarization")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # A 2-group alpha-rho sweep (alpha 0.5, 0.25 at 8x8, 2 vmapped seeds, 1 epoch): the tiniest
@@ -62,6 +62,12 @@ print(json.dumps({"results": str(RESULTS), "groups": groups, "ratios": ratios,
                   "chosen": chosen,
                   "curves": [ln.get_label() for ln in fig.axes[0].get_lines()],
                   "points": [len(ln.get_xdata()) for ln in fig.axes[0].get_lines()]}))
+""",
+    "binarization": """
+import json
+ax = fig.axes[0]
+print(json.dumps({"runs": runs, "points": [[float(v) for v in c.get_offsets()[0]]
+                                           for c in ax.collections]}))
 """,
 }
 
@@ -168,3 +174,20 @@ def test_pruning_notebook_trains_and_analyses_a_tiny_run(tmp_path, monkeypatch):
     assert all(0.0 <= r <= 0.7 for r in got["chosen"].values())
     # one curve per group, from the baseline through each ratio
     assert got["curves"] == got["groups"] and got["points"] == [3, 3]
+
+
+def test_binarization_notebook_binarizes_a_tiny_run(tmp_path, monkeypatch):
+    workdir = tmp_path / "runs"
+    got = execute("binarization", tmp_path, monkeypatch, RESULTS=None, WORKDIR=str(workdir),
+                  CONFIG="digits:tiny", OVERRIDES=["--config.train.epochs=1",
+                                                   "--config.data.resolution=8"],
+                  METHODS="bwn,xnor", EPOCHS=0.5, LAYERS=None, OUT_PNG=str(tmp_path / "b.png"))
+    assert_png(tmp_path / "b.png")
+    names = [r["name"] for r in got["runs"]]
+    assert sorted(names) == ["bwn", "float", "xnor"] and names[0] == "float"  # largest first
+    for r, point in zip(got["runs"], got["points"]):
+        summary = json.loads((workdir / r["name"] / "summary.json").read_text())
+        assert r["value"] == pytest.approx(100 * summary["top1"])
+        assert point == pytest.approx([r["bits"] / 8192, r["value"]])
+    float_run = got["runs"][0]
+    assert all(r["bits"] < float_run["bits"] / 5 for r in got["runs"][1:])
