@@ -183,3 +183,17 @@ def test_packed_inference_equals_the_binarized_model(trained, tmp_path):
     np.testing.assert_allclose(np.asarray(jax.jit(fast.apply)(images)),
                                np.asarray(exp.model.apply(variables, images)),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_bundled_ratio_sweep_is_one_compiled_group(capsys):
+    from lightjax import cli
+    from lightjax.sweep.spec import load
+
+    sweep = load("binarization_ratios:tiny")
+    groups = plan.plan(sweep)
+    assert len(sweep.members) == 9 and len(groups) == 1 and len(groups[0].members) == 9
+    with pytest.raises(ValueError, match="give a trained run directory"):
+        load("binarization_ratios")
+    assert cli.main(["sweep", "binarization_ratios:tiny", "--workdir", "/nonexistent/x",
+                     "--dry-run"]) == 0
+    assert "9 members in 1 groups, 1 compiled programs" in capsys.readouterr().out
