@@ -44,7 +44,8 @@ def config(run_cfg: ml_collections.ConfigDict, method: str, workdir: str | None 
            epochs: float = 2.0, ratios: Sequence[float] = DEFAULT_RATIOS, order: int = 2,
            mode: str = "xnor", selection_mode: str | None = None, layers: str | None = None,
            pad_value: float = 0.0, lr_scale: float = 0.1, activations_first: bool = False,
-           final_epochs: float | None = None, seed: int = 0) -> ml_collections.ConfigDict:
+           final_epochs: float | None = None, seed: int = 0,
+           activation: str | None = None) -> ml_collections.ConfigDict:
     """The config binarizing the run ``workdir`` (whose config is ``run_cfg``) with ``method``."""
     if method not in METHODS:
         raise ValidationError(f"unknown binarization method {method!r}; allowed: "
@@ -72,6 +73,7 @@ def config(run_cfg: ml_collections.ConfigDict, method: str, workdir: str | None 
     b.layers = layers
     b.pad_value = float(pad_value)
     b.seed = seed
+    b.activation = activation
     if method in ("bwn", "bnn", "xnor", "horq"):
         b.method = method
         stage_epochs: list[float] = [epochs]

@@ -20,9 +20,9 @@ and +-1 inputs; ``input_scale=True`` multiplies each input position's sign by it
 ``|x|``), ``'horq'`` (``alpha`` and the order-``order`` residual input approximation). ``layers``:
 a regular expression on module paths (default ``None``: every conv/dense layer but the first and
 the last, which stay full precision). ``activation``: the model's activation while binarizing
-(``None``: ``'identity'`` when inputs are binarized with order 1 — the sign of a ReLU output is
-always +1, so XNOR-Net and BNN blocks drop the ReLU and use the sign as the non-linearity — and the
-model's own otherwise; ``'model'``: keep the model's; or a registered activation name). Ratios, selection mode, stage lengths and seed only change
+(``None``: ``'identity'`` when every layer but the first and the last gets order-1 binary inputs —
+the sign of a ReLU output is always +1, so XNOR-Net and BNN blocks drop the ReLU and use the sign
+as the non-linearity — and the model's own otherwise, e.g. when ``layers`` picks a few layers; ``'model'``: keep the model's; or a registered activation name). Ratios, selection mode, stage lengths and seed only change
 selection values: sweep members differing in them train in one vmapped group (:data:`TRACED`).
 """
 from __future__ import annotations
@@ -147,8 +147,10 @@ def layer_settings(b: ml_collections.ConfigDict) -> Layers:
                            or not math.isfinite(wc) or wc <= 0):
         raise ValidationError(f"binary.weight_clip must be a positive number or None, got {wc!r}")
     activation = b.get("activation")
-    if activation is None:
-        activation = "identity" if order == 1 and METHODS[b.method][1] == 1 else "model"
+    if activation is None:  # every layer binarized with +-1 inputs: the sign is the non-linearity
+        whole = b.get("layers") is None and b.get("kinds") is None
+        activation = "identity" if whole and order == 1 and METHODS[b.method][1] == 1 \
+            else "model"
     if activation != "model" and activation not in activations.names():
         raise ValidationError(f"unknown binary.activation {activation!r}; allowed: None, 'model' "
                               f"or one of {', '.join(activations.names())}")

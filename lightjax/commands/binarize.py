@@ -7,6 +7,7 @@ Examples::
     lightjax binarize --workdir runs/digits --method sq --ratios 0.5,0.75,0.875,1 --epochs 2
     lightjax binarize --workdir runs/seg --method srb --epochs 2 --final-epochs 4
     lightjax binarize --workdir runs/seg --method srb --layers 'head/classifier'  # last DECONV only
+    lightjax binarize --workdir runs/digits --method xnor --layers 'unit.*/pw/conv' --activation identity
     lightjax eval --workdir runs/digits-binary-xnor
 
 By default every conv/dense layer but the first and the last is binarized (``--layers``: a regular
@@ -54,6 +55,9 @@ def add_parser(subparsers) -> None:
                    help="srb: binarize the activations before the weights")
     p.add_argument("--layers", help="regular expression on layer paths (default: every conv/"
                                     "dense layer but the first and the last)")
+    p.add_argument("--activation", help="the model's activation while binarizing: 'model' (keep "
+                                        "it), or a name, e.g. identity (default: identity when "
+                                        "every layer but the first and last gets +-1 inputs)")
     p.add_argument("--pad-value", type=float, default=0.0,
                    help="padding constant of binarized inputs: -1, 0 (default) or 1")
     p.add_argument("--lr-scale", type=float, default=0.1,
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         ratios=args.ratios, order=args.order, mode=args.mode, selection_mode=args.selection,
         layers=args.layers, pad_value=args.pad_value, lr_scale=args.lr_scale,
         activations_first=args.activations_first, final_epochs=args.final_epochs,
-        seed=args.seed)
+        seed=args.seed, activation=args.activation)
     plugin.check(cfg)  # train() then builds the experiment (layers matched) before writing
     out = args.out or f"{os.path.normpath(args.workdir)}-binary-{args.method}"
     summary = run_lib.train(cfg, out, progress=not args.no_progress)
