@@ -226,6 +226,7 @@ def test_registry_values_match_closed_forms():
         "hard_swish": [0, -1 / 3, 0, 2 / 3, 3],
         "relu_hswish": [0, -1 / 3, 0, 1, 3],
         "sigmoid": [_sig(v) for v in (-3, -1, 0, 1, 3)],
+        "identity": [-3, -1, 0, 1, 3],
     }
     assert set(expected) == set(ALL_NAMES)
     for name, vals in expected.items():
