@@ -33,5 +33,4 @@ if os.environ.get("LIGHTJAX_TEST_COMPILATION_CACHE", "1") != "0":
     atexit.register(lambda: os.getpid() == _owner and shutil.rmtree(CACHE_DIR, True))
     jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 

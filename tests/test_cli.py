@@ -111,7 +111,7 @@ def test_help_lists_bundled_configs_sweeps_and_the_override_syntax(capsys):
 
 @pytest.mark.parametrize("command,needles", [
     ("train", ["--config.SECTION.FIELD=VALUE", "digits, mobilenet_v1_cifar100"]),
-    ("sweep", ["activations, mobilenet_v1_alpha_rho", "NAME[:ARG]"]),
+    ("sweep", ["activations, binarization_ratios, mobilenet_v1_alpha_rho", "NAME[:ARG]"]),
     ("cost", ["--alpha ALPHA", "lightjax cost --model shufflenet_v1 --groups 3"]),
 ])
 def test_command_help(capsys, command, needles):

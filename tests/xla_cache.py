@@ -12,6 +12,5 @@ def subprocess_env() -> dict[str, str]:
     if folder:
         env.update(JAX_COMPILATION_CACHE_DIR=folder,
                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=str(
-                       jax.config.jax_persistent_cache_min_compile_time_secs),
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+                       jax.config.jax_persistent_cache_min_compile_time_secs))
     return env

@@ -22,6 +22,16 @@ A binarized layer computes with
     tensor per layer, and undefined for transposed convolutions); in packed inference each order
     is one binary plane and ``beta_i`` weights its per-tap popcount sums exactly.
 
+XNOR-Net's **input scale** ``K`` (:class:`InputScale`, an output hook): ``A = mean_c |x|`` per
+input position, ``K = A`` averaged over each kernel window (``A * k`` with ``k`` the box filter
+``1 / (kh kw)``, the layer's own stride and padding, zeros outside the map, as in XNOR-Net); the
+layer's result is multiplied by ``K`` at every output position, gradient stopped through ``K``
+(like ``alpha``). Pointwise convs use ``A`` itself (subsampled by their stride), dense layers the
+mean over features, transposed convs ``A`` spread by the transposed box filter
+``1 / ceil(k / s)**2`` (the number of input pixels reaching an output pixel). With a partial input
+selection ``t`` the factor is ``tau K + 1 - tau``, ``tau`` the share of selected positions in each
+window: exact XNOR-Net where every position is binary, untouched where none is.
+
 The selections are read from the ``binary`` variable collection (``{layer path: {'weights',
 'inputs'}}``, given by the plug-in from its train state); a layer applied without it is fully
 binarized. Spatial padding of binary inputs uses the rule's ``pad_value`` (``0``: a true zero,
@@ -35,9 +45,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from lightjax.binary import quantizers
 from lightjax.errors import ValidationError
+from lightjax.layers import padding as padding_lib
+from lightjax.layers import transposed as transposed_lib
 
 COLLECTION = "binary"
 
@@ -118,6 +131,63 @@ class BinaryInput:
         positions = x.shape[1:-1] if x.ndim == 4 else (1,)
         t = selection(layer, "inputs", positions).astype(x.dtype)
         return x + t[..., None] * (approx - x)
+
+
+def window_sum(layer: Any, a: jax.Array) -> jax.Array:
+    """Sum of the single-channel map ``a`` (``(N, H, W, 1)``) over each of ``layer``'s kernel
+    windows, with the layer's stride and padding (zeros outside): ``(N, Ho, Wo, 1)``; a
+    transposed conv spreads ``a`` with its own geometry (its ``ceil(k / s)**2`` taps per output)."""
+    k = getattr(layer, "kernel_size", 1)
+    s = getattr(layer, "strides", 1)
+    if layer.kind == "transposed":
+        ones = jnp.ones((k, k, 1, 1), a.dtype)
+        return transposed_lib.conv_transpose(a, ones, s, layer.padding)
+    if k == 1:
+        return a[:, ::s, ::s, :]
+    padding = getattr(layer, "padding", "symmetric")
+    pads = (padding_lib.pad_amounts(a.shape[1], k, s, padding),
+            padding_lib.pad_amounts(a.shape[2], k, s, padding))
+    return lax.conv_general_dilated(a, jnp.ones((k, k, 1, 1), a.dtype), (s, s), pads,
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def window_taps(layer: Any) -> int:
+    """How many input positions one output position of ``layer`` averages for ``K``."""
+    k = getattr(layer, "kernel_size", 1)
+    if layer.kind == "transposed":
+        return (-(-k // layer.strides)) ** 2
+    return k * k
+
+
+def input_scale(layer: Any, x: jax.Array) -> jax.Array:
+    """XNOR-Net's ``K`` for ``layer``'s input ``x`` (module docstring), shaped to broadcast against
+    the layer's output; gradient stopped."""
+    a = jnp.mean(jnp.abs(jax.lax.stop_gradient(x)), axis=-1, keepdims=True)
+    if layer.kind == "fc" or x.ndim != 4:
+        return a
+    return window_sum(layer, a) / window_taps(layer)
+
+
+def selected_share(layer: Any, t: jax.Array, like: jax.Array) -> jax.Array:
+    """``tau``: the share of selected input positions (``t``, ``(H, W)``) in each window of
+    ``layer``, shaped ``(1, Ho, Wo, 1)`` (``(1,)`` selections: the value itself)."""
+    if like.ndim != 4 or t.ndim != 2:
+        return t.reshape(-1)[:1]
+    t = t[None, :, :, None].astype(like.dtype)
+    return window_sum(layer, t) / jnp.maximum(window_sum(layer, jnp.ones_like(t)), 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class InputScale:
+    """Output hook: multiply the layer's result by XNOR-Net's input scale ``K`` (module
+    docstring), blended by the input selection's share per window."""
+
+    def __call__(self, layer: Any, y: jax.Array, x: jax.Array, train: bool = False) -> jax.Array:
+        k = input_scale(layer, x).astype(y.dtype)
+        positions = x.shape[1:-1] if x.ndim == 4 else (1,)
+        t = selection(layer, "inputs", positions)
+        tau = selected_share(layer, t, y).astype(y.dtype)
+        return y * (tau * k + (1 - tau))
 
 
 def _clip_kwargs(name: str, clip_value: float | None) -> dict[str, Any]:

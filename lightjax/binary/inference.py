@@ -5,8 +5,9 @@ pointwise, transposed-conv and dense layers (signs along the input-channel axis,
 word, :mod:`lightjax.binary.packed`) with their scales ``alpha``, and ``apply(x)`` runs the model
 with those layers computed as ``alpha * (K - 2 popcount(x XOR w))`` (+ bias) on the packed signs
 of their inputs — intercepting the layers' calls (``flax.linen.intercept_methods``), so the model
-code is unchanged. Every other layer (first and last layers, depthwise convs, layers with HORQ,
-scaled or partially selected inputs) runs as in training. The result equals ``model.apply`` up to
+code is unchanged; XNOR-Net's input scale ``K`` multiplies after the popcount. Every other layer
+(first and last layers, depthwise convs, layers with HORQ or partially selected inputs) runs as
+in training. The result equals ``model.apply`` up to
 float rounding of the scale (tested).
 """
 from __future__ import annotations
@@ -38,12 +39,15 @@ class PackedModel:
       model: the model with its binarization rule (``Experiment.model``).
       variables: its variables, the ``binary`` selections included.
       layers: ``{path: kind}`` of the binarized layers (e.g. from the plug-in's cost rows).
-      binary_inputs: whether the layers' inputs are +-1 signs (BNN/XNOR, order 1, unscaled).
+      binary_inputs: whether the layers' inputs are +-1 signs (BNN/XNOR, order 1).
+      input_scale: whether the layers multiply by XNOR-Net's ``K`` (computed from the float input,
+        :func:`lightjax.binary.hooks.input_scale`, after the popcount).
     """
 
     def __init__(self, model: nn.Module, variables: dict[str, Any], layers: dict[str, str],
-                 binary_inputs: bool = True):
+                 binary_inputs: bool = True, input_scale: bool = False):
         self.model = model
+        self.input_scale = input_scale
         self.variables = variables
         params = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables["params"]),
                                                  sep="/")
@@ -84,6 +88,8 @@ class PackedModel:
             y = packed.conv2d(xb, entry["bits"], c, k, module.strides,
                               getattr(module, "padding", "symmetric"), pad)
         y = y.astype(jnp.float32) * entry["alpha"]
+        if self.input_scale:
+            y = y * hooks.input_scale(module, x).astype(y.dtype)
         if entry["bias"] is not None:
             y = y + entry["bias"]
         return y
@@ -106,8 +112,7 @@ class PackedModel:
 def from_plugin(model: nn.Module, variables: dict[str, Any], plugin: Any) -> PackedModel:
     """The packed model of a run's binarization plug-in (its layers and input mode)."""
     settings = plugin.settings
-    binary_inputs = (settings.binarizes_inputs and settings.order == 1
-                     and not settings.input_scale)
+    binary_inputs = settings.binarizes_inputs and settings.order == 1
     return PackedModel(model, variables, {row.name: row.type for row in plugin.layers},
-                       binary_inputs)
+                       binary_inputs, settings.input_scale)
 

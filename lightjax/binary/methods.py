@@ -17,10 +17,13 @@ method     what trains
            quantization error first, or ``first``)
 ``srb``    staged residual binarization: weights to 100% by ``ratios`` (inputs float), then inputs
            by ``ratios`` with the sliding window and the HORQ residual approximation, then a final
-           fine-tuning stage; ``activations_first=True`` stages the inputs first
+           fine-tuning stage of at most ``final_epochs``, stopped once the metric has not improved
+           for ``patience`` epochs (0: all of them); ``activations_first=True`` stages the inputs
+           first
 =========  ==========================================================================================
 
-Every stage trains ``epochs`` epochs (SRB's final stage ``final_epochs``); the learning rate is the
+``input_scale`` adds XNOR-Net's input scale ``K`` to layers with sign inputs (bnn, xnor; sq/staged
+in those modes). Every stage trains ``epochs`` epochs (SRB's final stage ``final_epochs``); the learning rate is the
 run's times ``lr_scale``, with the run's schedule over the whole binarization and no warm-up.
 """
 from __future__ import annotations
@@ -44,8 +47,8 @@ def config(run_cfg: ml_collections.ConfigDict, method: str, workdir: str | None 
            epochs: float = 2.0, ratios: Sequence[float] = DEFAULT_RATIOS, order: int = 2,
            mode: str = "xnor", selection_mode: str | None = None, layers: str | None = None,
            pad_value: float = 0.0, lr_scale: float = 0.1, activations_first: bool = False,
-           final_epochs: float | None = None, seed: int = 0,
-           activation: str | None = None) -> ml_collections.ConfigDict:
+           final_epochs: float | None = None, seed: int = 0, activation: str | None = None,
+           input_scale: bool = False, patience: int = 0) -> ml_collections.ConfigDict:
     """The config binarizing the run ``workdir`` (whose config is ``run_cfg``) with ``method``."""
     if method not in METHODS:
         raise ValidationError(f"unknown binarization method {method!r}; allowed: "
@@ -57,6 +60,11 @@ def config(run_cfg: ml_collections.ConfigDict, method: str, workdir: str | None 
     if not epochs > 0 or (final_epochs is not None and not final_epochs > 0):
         raise ValidationError(f"--epochs and --final-epochs must be > 0, got {epochs}, "
                               f"{final_epochs}")
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        raise ValidationError(f"--patience must be an integer >= 0 (epochs), got {patience!r}")
+    if patience and method != "srb":
+        raise ValidationError(f"--patience applies to --method srb (its final fine-tuning stage), "
+                              f"not {method!r}")
     if not 0 < lr_scale <= 10:
         raise ValidationError(f"--lr-scale must be in (0, 10], got {lr_scale}")
     ratios = tuple(selection.check_ratio(r, "--ratios value") for r in ratios)
@@ -74,6 +82,7 @@ def config(run_cfg: ml_collections.ConfigDict, method: str, workdir: str | None 
     b.pad_value = float(pad_value)
     b.seed = seed
     b.activation = activation
+    b.input_scale = bool(input_scale)
     if method in ("bwn", "bnn", "xnor", "horq"):
         b.method = method
         stage_epochs: list[float] = [epochs]
@@ -106,4 +115,7 @@ def config(run_cfg: ml_collections.ConfigDict, method: str, workdir: str | None 
     t.epochs = int(math.ceil(sum(stage_epochs)))  # a fractional last stage is rounded up
     t.lr = float(t.lr) * lr_scale
     t.warmup_epochs = 0.0
+    if patience:  # SRB's final stage: fine-tune until the metric stops improving
+        t.plateau_patience = patience
+        t.plateau_after_epochs = int(math.floor(sum(stage_epochs[:-1])))
     return cfg

@@ -16,8 +16,9 @@
 
 A config's ``binary`` section (:func:`section`) describes it. ``method``: ``None`` (off), ``'bwn'``
 (binary weights with scale ``alpha``), ``'bnn'`` (+-1 weights and inputs), ``'xnor'`` (``alpha``
-and +-1 inputs; ``input_scale=True`` multiplies each input position's sign by its channel-mean
-``|x|``), ``'horq'`` (``alpha`` and the order-``order`` residual input approximation). ``layers``:
+and +-1 inputs; ``input_scale=True`` adds XNOR-Net's input scale ``K``, the channel-mean ``|x|``
+averaged over each kernel window, multiplying the result per output position:
+:class:`~lightjax.binary.hooks.InputScale`), ``'horq'`` (``alpha`` and the order-``order`` residual input approximation). ``layers``:
 a regular expression on module paths (default ``None``: every conv/dense layer but the first and
 the last, which stay full precision). ``activation``: the model's activation while binarizing
 (``None``: ``'identity'`` when every layer but the first and the last gets order-1 binary inputs —
@@ -93,8 +94,12 @@ class Layers:
     def input_hook(self) -> hooks.BinaryInput | None:
         if not self.binarizes_inputs:
             return None
-        return hooks.BinaryInput(self.input_quantizer, self.order,
-                                 METHODS[self.method][2] or self.input_scale, self.clip_value)
+        return hooks.BinaryInput(self.input_quantizer, self.order, METHODS[self.method][2],
+                                 self.clip_value)
+
+    def output_hook(self) -> hooks.InputScale | None:
+        """XNOR-Net's ``K`` (``input_scale``, order-1 binary inputs only)."""
+        return hooks.InputScale() if self.input_scale else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +143,11 @@ def layer_settings(b: ml_collections.ConfigDict) -> Layers:
     if b.pad_value not in PAD_VALUES or isinstance(b.pad_value, bool):
         raise ValidationError(f"binary.pad_value must be -1, 0 or 1 (the constant binary inputs "
                               f"are padded with), got {b.pad_value!r}")
+    if b.input_scale not in (True, False):
+        raise ValidationError(f"binary.input_scale must be true or false, got {b.input_scale!r}")
+    if b.input_scale and (METHODS[b.method][1] != 1):
+        raise ValidationError(f"binary.input_scale (XNOR-Net's K) needs sign inputs: method bnn "
+                              f"or xnor, not {b.method!r} (HORQ scales each order by its beta)")
     clip = b.clip_value
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
                              or not math.isfinite(clip) or clip <= 0):
@@ -283,6 +293,7 @@ class Binarization(Compression):
         rule = rules_lib.Rule(module_path="|".join(re.escape(p) for p in self.paths),
                               kernel_hook=self.settings.kernel_hook(),
                               input_hook=self.settings.input_hook(),
+                              output_hook=self.settings.output_hook(),
                               pad_value=self.settings.pad_value)
         return model.clone(layers=dataclasses.replace(factory, rules=(rule,) + factory.rules))
 

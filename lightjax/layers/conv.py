@@ -21,9 +21,11 @@ Each layer has a ``kind`` (``'standard'``, ``'pointwise'``, ``'group'``, ``'dept
 ``'transposed'``, ``'fc'``), used by cost accounting, by rules and by compression to pick what it
 transforms.
 
-Every layer's ``__call__(x, *, train=False)`` passes ``train`` to its hooks. Hooks and the padding
-constant come from the layer's ``kernel_hook`` / ``input_hook`` (a catch-all, applied first) and
-its ``rules`` (:mod:`lightjax.layers.rules`), resolved from the layer's module path and kind.
+Every layer's ``__call__(x, *, train=False)`` passes ``train`` to its hooks. Kernel and input
+hooks transform the kernel and the input; an output hook transforms the result (before the bias)
+knowing the input as given. Hooks and the padding constant come from the layer's
+``kernel_hook`` / ``input_hook`` (a catch-all, applied first) and its ``rules``
+(:mod:`lightjax.layers.rules`), resolved from the layer's module path and kind.
 
 ``pad_value`` (standard, group and depthwise convs with spatial padding; every depthwise
 implementation): the constant the input is padded with, applied AFTER the input hook (a +-1
@@ -105,7 +107,10 @@ class _HookedLayer(nn.Module):
         kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
         return hooks.apply(resolved.kernel_hook, self, kernel, train)
 
-    def _finish(self, y: jax.Array) -> jax.Array:
+    def _finish(self, y: jax.Array, given: jax.Array, resolved: rules_lib.Resolved,
+                train: bool) -> jax.Array:
+        """The output hook (``given``: the layer's input before the input hook), then the bias."""
+        y = hooks.apply(resolved.output_hook, self, y, train, given=given)
         if self.use_bias:
             bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
             y = y + bias.astype(y.dtype)
@@ -172,11 +177,11 @@ class Conv(_SpatialConv):
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         self._check_geometry()
         r = self._resolve()
-        x = self._check_input(x, 4, r, train)
+        given, x = x, self._check_input(x, 4, r, train)
         k = self.kernel_size
         kernel = self._kernel((k, k, x.shape[-1], self.features), r, train)
         x, kernel = self._promote(x, kernel)
-        return self._finish(self._lax_conv(x, kernel, 1, r.pad_value))
+        return self._finish(self._lax_conv(x, kernel, 1, r.pad_value), given, r, train)
 
 
 class PointwiseConv(_HookedLayer):
@@ -188,14 +193,14 @@ class PointwiseConv(_HookedLayer):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         r = self._resolve()
-        x = self._check_input(x, 4, r, train)
+        given, x = x, self._check_input(x, 4, r, train)
         if self.strides > 1:
             x = x[:, ::self.strides, ::self.strides, :]
         kernel = self._kernel((1, 1, x.shape[-1], self.features), r, train)
         x, kernel = self._promote(x, kernel)
         n, h, w, c = x.shape
         y = (x.reshape(n * h * w, c) @ kernel.reshape(c, self.features))
-        return self._finish(y.reshape(n, h, w, self.features))
+        return self._finish(y.reshape(n, h, w, self.features), given, r, train)
 
 
 class GroupConv(_SpatialConv):
@@ -218,7 +223,7 @@ class GroupConv(_SpatialConv):
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         self._check_geometry()
         r = self._resolve()
-        x = self._check_input(x, 4, r, train)
+        given, x = x, self._check_input(x, 4, r, train)
         g, cin, k = self.groups, x.shape[-1], self.kernel_size
         if g < 1 or cin % g or self.features % g:
             raise ValidationError(
@@ -227,13 +232,13 @@ class GroupConv(_SpatialConv):
         kernel = self._kernel((k, k, cin // g, self.features), r, train)
         x, kernel = self._promote(x, kernel)
         if k != 1:
-            return self._finish(self._lax_conv(x, kernel, g, r.pad_value))
+            return self._finish(self._lax_conv(x, kernel, g, r.pad_value), given, r, train)
         if self.strides > 1:
             x = x[:, ::self.strides, ::self.strides, :]
         n, h, w, _ = x.shape
         kg = kernel.reshape(cin // g, g, self.features // g).transpose(1, 0, 2)
         y = jnp.einsum("mgi,gio->mgo", x.reshape(n * h * w, g, cin // g), kg)
-        return self._finish(y.reshape(n, h, w, self.features))
+        return self._finish(y.reshape(n, h, w, self.features), given, r, train)
 
 
 class DepthwiseConv(_SpatialConv):
@@ -250,7 +255,7 @@ class DepthwiseConv(_SpatialConv):
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         self._check_geometry()
         r = self._resolve()
-        x = self._check_input(x, 4, r, train)
+        given, x = x, self._check_input(x, 4, r, train)
         if x.shape[-1] != self.features:
             raise ValidationError(f"DepthwiseConv {self.name!r}: features ({self.features}) must equal "
                              f"the input channels ({x.shape[-1]})")
@@ -260,7 +265,8 @@ class DepthwiseConv(_SpatialConv):
         def conv(v: jax.Array) -> jax.Array:
             return dw.depthwise_conv(v, kernel, self.strides, self.padding, self.impl)
 
-        return self._finish(padded_with(conv, x, kernel, self._pads(x), r.pad_value))
+        y = padded_with(conv, x, kernel, self._pads(x), r.pad_value)
+        return self._finish(y, given, r, train)
 
 
 class ConvTranspose(_HookedLayer):
@@ -295,11 +301,12 @@ class ConvTranspose(_HookedLayer):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         r = self._resolve()
-        x = self._check_input(x, 4, r, train)
+        given, x = x, self._check_input(x, 4, r, train)
         k = self.kernel_size
         kernel = self._kernel((k, k, x.shape[-1], self.features), r, train)
         x, kernel = self._promote(x, kernel)
-        return self._finish(transposed_lib.conv_transpose(x, kernel, self.strides, self.padding))
+        y = transposed_lib.conv_transpose(x, kernel, self.strides, self.padding)
+        return self._finish(y, given, r, train)
 
 
 class Dense(_HookedLayer):
@@ -314,10 +321,10 @@ class Dense(_HookedLayer):
         if x.ndim < 1:
             raise ValidationError(f"Dense {self.name!r} expects an input with a features axis")
         r = self._resolve()
-        x = hooks.apply(r.input_hook, self, x, train)
+        given, x = x, hooks.apply(r.input_hook, self, x, train)
         kernel = self._kernel((x.shape[-1], self.features), r, train)
         x, kernel = self._promote(x, kernel)
-        return self._finish(x @ kernel)
+        return self._finish(x @ kernel, given, r, train)
 
 
 #: Every lightjax convolution / dense layer class (all have a ``kind`` and a kernel with output

@@ -11,6 +11,9 @@ collection in the layer's scope (e.g. ``layer.variable('masks', 'out', ...)``).
   each layer's docstring); the returned array must have the same shape.
 - ``InputHook(layer, x, train) -> x``: ``x`` is the NHWC (or ``(..., features)`` for dense) input;
   the returned array must have the same shape.
+- ``OutputHook(layer, y, x, train) -> y``: ``y`` is the layer's result before its bias, ``x`` the
+  layer's input as it was given (before any input hook); the returned array must have ``y``'s
+  shape (e.g. XNOR-Net's input scale ``K``, a factor per output position computed from ``x``).
 
 ``train`` is the ``train`` flag the layer was called with (``True`` inside a training step, in
 every model), so a hook can behave differently in training (e.g. a stochastic binarization) and
@@ -28,30 +31,46 @@ from lightjax.errors import InvalidTypeError, ValidationError
 Array = jax.Array
 KernelHook = Callable[[Any, Array, bool], Array]
 InputHook = Callable[[Any, Array, bool], Array]
+OutputHook = Callable[[Any, Array, Array, bool], Array]
 
 
-def check(hook: Any, what: str) -> None:
+def check(hook: Any, what: str, output: bool = False) -> None:
     """``InvalidTypeError`` unless ``hook`` is ``None`` or callable as
-    ``hook(layer, value, train)``.
+    ``hook(layer, value, train)`` (``output=True``: ``hook(layer, y, x, train)``).
 
     Callables whose signature Python cannot inspect (some builtins) are accepted as they are.
     """
     if hook is None:
         return
+    args = "(layer, y, x, train)" if output else "(layer, value, train)"
     if not callable(hook):
-        raise InvalidTypeError(f"{what} must be a callable hook(layer, value, train) or None, got "
+        raise InvalidTypeError(f"{what} must be a callable hook{args} or None, got "
                                f"{type(hook).__name__}")
     try:
         signature = inspect.signature(hook)
     except (TypeError, ValueError):
         return
     try:
-        signature.bind(None, None, False)
+        signature.bind(*((None, None, None, False) if output else (None, None, False)))
     except TypeError:
         raise InvalidTypeError(
-            f"{what} {getattr(hook, '__name__', hook)!r} must accept (layer, value, train); its "
+            f"{what} {getattr(hook, '__name__', hook)!r} must accept {args}; its "
             f"signature is {signature} (hooks take the train flag since rules were added)"
         ) from None
+
+
+def chain_outputs(*hooks: OutputHook | None) -> OutputHook | None:
+    """Compose output hooks left to right (each sees the same layer input), skipping ``None``."""
+    present: Sequence[OutputHook] = [h for h in hooks if h is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+
+    def chained(layer: Any, y: Array, x: Array, train: bool) -> Array:
+        for hook in present:
+            y = hook(layer, y, x, train)
+        return y
+
+    return chained
 
 
 def chain(*hooks: KernelHook | None) -> KernelHook | None:
@@ -70,11 +89,13 @@ def chain(*hooks: KernelHook | None) -> KernelHook | None:
     return chained
 
 
-def apply(hook: KernelHook | None, layer: Any, value: Array, train: bool = False) -> Array:
-    """Apply ``hook`` (if any) and check it kept the shape, so errors name the layer."""
+def apply(hook: KernelHook | None, layer: Any, value: Array, train: bool = False,
+          given: Array | None = None) -> Array:
+    """Apply ``hook`` (if any) and check it kept the shape, so errors name the layer. ``given``:
+    the layer's input, for an output hook (``hook(layer, value, given, train)``)."""
     if hook is None:
         return value
-    out = hook(layer, value, train)
+    out = hook(layer, value, train) if given is None else hook(layer, value, given, train)
     if out.shape != value.shape:
         raise ValidationError(
             f"hook {getattr(hook, '__name__', hook)!r} changed the shape of layer "

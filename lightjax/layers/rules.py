@@ -9,7 +9,8 @@ are relative to the module ``apply`` is called on, so a layer applied on its own
 ``LayerFactory(rules=(...))``; every layer created by that factory resolves them when called:
 
 - every matching rule applies, in order: kernel hooks are chained, input hooks are chained
-  (the factory's own ``kernel_hook`` / ``input_hook`` shorthand runs first, as a catch-all);
+  (the factory's own ``kernel_hook`` / ``input_hook`` shorthand runs first, as a catch-all),
+  output hooks are chained;
 - the spatial padding constant is the ``pad_value`` of the last matching rule that sets one
   (default 0.0; see :mod:`lightjax.layers.conv` for where it applies).
 
@@ -61,6 +62,8 @@ class Rule:
       kinds: layer kinds it applies to (subset of :data:`LAYER_KINDS`); ``None``: all kinds.
       kernel_hook: ``hook(layer, kernel, train) -> kernel`` (see :mod:`lightjax.layers.hooks`).
       input_hook: ``hook(layer, x, train) -> x``.
+      output_hook: ``hook(layer, y, x, train) -> y`` (``y`` before the bias, ``x`` the input as
+        given to the layer).
       pad_value: constant for spatial padding (``None``: this rule does not set it).
     """
 
@@ -69,6 +72,7 @@ class Rule:
     kernel_hook: hooks.KernelHook | None = None
     input_hook: hooks.InputHook | None = None
     pad_value: float | None = None
+    output_hook: hooks.OutputHook | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.module_path, str):
@@ -91,6 +95,7 @@ class Rule:
             object.__setattr__(self, "kinds", tuple(kinds))
         hooks.check(self.kernel_hook, "Rule: kernel_hook")
         hooks.check(self.input_hook, "Rule: input_hook")
+        hooks.check(self.output_hook, "Rule: output_hook", output=True)
         if self.pad_value is not None:
             object.__setattr__(self, "pad_value", check_pad_value(self.pad_value,
                                                                   "Rule: pad_value"))
@@ -107,6 +112,7 @@ class Resolved(NamedTuple):
     kernel_hook: hooks.KernelHook | None
     input_hook: hooks.InputHook | None
     pad_value: float
+    output_hook: hooks.OutputHook | None = None
 
 
 def check_rules(rules: Any, what: str = "rules") -> tuple[Rule, ...]:
@@ -127,14 +133,16 @@ def resolve(rules: Sequence[Rule], path: str, kind: str, *,
             input_hook: hooks.InputHook | None = None, pad_value: float = 0.0) -> Resolved:
     """Hooks and padding constant of a layer: the given catch-all hooks first, then every rule of
     ``rules`` matching (``path``, ``kind``) in order; the last matching ``pad_value`` wins."""
-    kernel_hooks, input_hooks = [kernel_hook], [input_hook]
+    kernel_hooks, input_hooks, output_hooks = [kernel_hook], [input_hook], []
     for rule in rules:
         if rule.matches(path, kind):
             kernel_hooks.append(rule.kernel_hook)
             input_hooks.append(rule.input_hook)
+            output_hooks.append(rule.output_hook)
             if rule.pad_value is not None:
                 pad_value = rule.pad_value
-    return Resolved(hooks.chain(*kernel_hooks), hooks.chain(*input_hooks), pad_value)
+    return Resolved(hooks.chain(*kernel_hooks), hooks.chain(*input_hooks), pad_value,
+                    hooks.chain_outputs(*output_hooks))
 
 
 def layer_kinds(model: nn.Module, input_shape: Sequence[int], **call_kwargs: Any) -> dict[str, str]:

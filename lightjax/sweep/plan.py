@@ -68,8 +68,6 @@ def plan(sweep: Sweep, max_members: int | None = None,
     return groups
 
 
-
-
 def check(groups: Sequence[Group], configs: Sequence[ml_collections.ConfigDict]) -> None:
     """Validate every member's traced settings (``ValueError``), cheaply, before a sweep runs."""
     from lightjax.sweep import group as group_lib
@@ -78,5 +76,9 @@ def check(groups: Sequence[Group], configs: Sequence[ml_collections.ConfigDict])
         members = [configs[m] for m in g.members]
         group_lib.activation_inits(members)
         for cfg in members:
+            if cfg.train.get("plateau_patience"):
+                raise ValueError(f"train.plateau_patience={cfg.train.plateau_patience} stops one "
+                                 f"run early; sweep members train their full epochs (set it to "
+                                 f"0 in the sweep)")
             for name in compression.SECTIONS:
                 compression.section_module(name).check(cfg)

@@ -30,6 +30,38 @@ StepFn = Callable[[Any, dict, int], tuple[Any, dict]]
 HostHook = Callable[[Any, int], Any]
 
 
+@dataclasses.dataclass(frozen=True)
+class Plateau:
+    """Stop when the evaluated metric ``test_<metric>`` has not improved for ``patience`` epochs,
+    counting only epochs after the first ``after_epochs`` (e.g. the final fine-tuning stage of a
+    staged schedule). Read from the metrics log, so a resumed run decides exactly as an
+    uninterrupted one.
+
+    Attributes:
+      metric: the task's primary metric. higher_is_better: its direction.
+      patience: epochs without a strict improvement on the best value so far (>= 1).
+      after_epochs: epochs not counted (the best is taken from epoch ``after_epochs + 1`` on).
+    """
+
+    metric: str
+    higher_is_better: bool
+    patience: int
+    after_epochs: int = 0
+
+    def reached(self, rows: Sequence[dict]) -> bool:
+        """Whether the logged epochs ``rows`` end ``patience`` epochs after the best one."""
+        key = f"test_{self.metric}"
+        values = [float(r[key]) for r in rows
+                  if int(r.get("epoch", 0)) > self.after_epochs and key in r]
+        if not values:
+            return False
+        best = 0
+        for i, v in enumerate(values):
+            if (v > values[best]) if self.higher_is_better else (v < values[best]):
+                best = i
+        return len(values) - 1 - best >= self.patience
+
+
 @dataclasses.dataclass
 class Loop:
     """One training job.
@@ -53,6 +85,8 @@ class Loop:
       batch_size: global batch (the bar counts images).
       learning_rate: ``state -> lr`` for the log (member 0).
       resume_hint: the end of the one-line interrupt message.
+      plateau: stop early (finished) when the evaluated metric stops improving (one run with a
+        ``log`` evaluated every epoch; see :class:`Plateau`).
     """
 
     steps_per_epoch: int
@@ -73,16 +107,18 @@ class Loop:
     batch_size: int = 1
     learning_rate: Callable[[Any], float] | None = None
     resume_hint: str = "run the same command again to resume"
+    plateau: Plateau | None = None
 
 
 @dataclasses.dataclass
 class Result:
     state: Any
     step: int
-    finished: bool
+    finished: bool  # the end reached, or stopped on a plateau
     diverged: np.ndarray  # (members,) bool
     seconds: float
     last: list[dict[str, float]] | None = None  # the last evaluation inside the loop
+    plateau_epoch: int | None = None  # the epoch after which a plateau stopped the run
 
 
 def _members(value: Any, k: int) -> np.ndarray:
@@ -163,6 +199,9 @@ def run(loop: Loop, state: Any, start: int, stop_at: int | None = None) -> Resul
     """
     if loop.divergence not in ("raise", "mark"):
         raise ValueError(f"divergence must be 'raise' or 'mark', got {loop.divergence!r}")
+    if loop.plateau is not None and (loop.log is None or loop.members != 1 or
+                                     loop.evaluate is None or loop.eval_every_epochs != 1):
+        raise ValueError("a plateau stop needs one run with a metrics log evaluated every epoch")
     spe, k = loop.steps_per_epoch, loop.members
     stop = loop.total_steps if stop_at is None else min(stop_at, loop.total_steps)
     step = start
@@ -170,6 +209,8 @@ def run(loop: Loop, state: Any, start: int, stop_at: int | None = None) -> Resul
     last_good = loop.checkpoints.latest_step() if loop.checkpoints is not None else None
     if loop.log is not None:
         loop.log.rewind(step // spe)
+    if _plateau(loop, step):  # it stopped here before: nothing more to train
+        return Result(state, step, True, diverged, 0.0, None, step // spe)
     epoch_sums = _load_partial(loop, step)
     last_eval = None
     t0 = time.time()
@@ -236,12 +277,25 @@ def run(loop: Loop, state: Any, start: int, stop_at: int | None = None) -> Resul
                                          for k_, v in row.items()
                                          if k_.startswith(("train_loss", "test_"))})
                     epoch_sums = _Epoch()
+                    if step < stop and _plateau(loop, step):
+                        if loop.checkpoints is not None:
+                            loop.checkpoints.save(step, state)
+                        return Result(state, step, True, diverged, time.time() - t0, last_eval,
+                                      step // spe)
     finally:
         if loop.checkpoints is not None:
             loop.checkpoints.wait()
         if bar is not None:
             bar.close()
     return Result(state, step, step >= loop.total_steps, diverged, time.time() - t0, last_eval)
+
+
+def _plateau(loop: Loop, step: int) -> bool:
+    """Whether the run, at the end of an epoch at ``step``, has reached its plateau."""
+    if loop.plateau is None or step % loop.steps_per_epoch or step == 0:
+        return False
+    rows = [r for r in loop.log.rows() if int(r.get("epoch", 0)) <= step // loop.steps_per_epoch]
+    return loop.plateau.reached(rows)
 
 
 def _name(signum: int) -> str:

@@ -99,7 +99,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True,
                 check_every_steps=int(t.get("log_every_steps", 50)), progress=progress,
                 batch_size=exp.batch_size,
                 learning_rate=lambda s: optimizer.current_lr(s.opt_state),
-                resume_hint=f"run `lightjax train --workdir {workdir}` to resume")
+                resume_hint=f"run `lightjax train --workdir {workdir}` to resume",
+                plateau=_plateau(cfg, exp))
             t0 = time.time()
             try:
                 result = loop_lib.run(loop, state, start, max_steps)
@@ -114,10 +115,20 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True,
         finally:
             ckpt.close()
     summary = summary_of(exp, metrics, result.step, seconds, result.state)
+    if result.plateau_epoch is not None:
+        summary["stopped_on_plateau_after_epoch"] = result.plateau_epoch
     if main:
         with open(os.path.join(workdir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
     return summary
+
+
+def _plateau(cfg: ml_collections.ConfigDict, exp: Experiment) -> loop_lib.Plateau | None:
+    patience = int(cfg.train.get("plateau_patience", 0) or 0)
+    if not patience:
+        return None
+    return loop_lib.Plateau(exp.task.primary, exp.task.higher_is_better, patience,
+                            int(cfg.train.get("plateau_after_epochs", 0) or 0))
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:

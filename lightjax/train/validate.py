@@ -40,6 +40,12 @@ def check_train(t: ml_collections.ConfigDict) -> None:
         if t.get(name) is not None:
             _int(s, name, t.get(name), 1)
     _int(s, "seed", t.get("seed", 0), 0)
+    for name in ("plateau_patience", "plateau_after_epochs"):
+        if t.get(name) is not None:
+            _int(s, name, t.get(name), 0)
+    if int(t.get("plateau_after_epochs", 0) or 0) >= t.epochs:
+        raise ValidationError(f"train.plateau_after_epochs ({t.plateau_after_epochs}) must be "
+                              f"less than train.epochs ({t.epochs})")
     _number(s, "lr", t.get("lr"), 0.0, low_open=True)
     for name, high in (("momentum", 1.0), ("label_smoothing", 1.0)):
         if t.get(name) is not None:

@@ -38,8 +38,10 @@ def _cli(*args, cwd=None):
 def binarized(trained, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("binarized") / "srb")
     proc = _cli("binarize", "--workdir", trained, "--method", "srb", "--ratios", "1",
-                "--epochs", "0.25", "--out", out, "--no-progress")
+                "--epochs", "0.25", "--patience", "1", "--out", out, "--no-progress",
+                "--export", out + ".npz")
     assert proc.returncode == 0, proc.stderr
+    assert f"exported {out}.npz" in proc.stdout
     return out
 
 
@@ -134,6 +136,8 @@ def test_binarization_ratios_are_one_vmapped_sweep_group(trained, tmp_path):
     (["--method", "horq", "--order", "0"], "HORQ order) must be an integer >= 1"),
     (["--layers", "nothing/.*"], "matches no layer"),
     (["--pad-value", "2"], "binary.pad_value must be -1, 0 or 1"),
+    (["--method", "bwn", "--input-scale"], "input_scale (XNOR-Net's K) needs sign inputs"),
+    (["--export", "/"], "--export / already exists"),
 ])
 def test_bad_binarize_settings_fail_in_one_line_and_write_nothing(trained, tmp_path, args,
                                                                    message):
@@ -170,11 +174,17 @@ def test_export_stores_bits_and_the_loaded_model_computes_the_same(binarized, tm
     assert np.mean(got.argmax(-1) == expected.argmax(-1)) > 0.98
     with pytest.raises(ValidationError, match="already exists"):
         export.export(binarized, path)
+    with np.load(path) as direct, np.load(binarized + ".npz") as from_cli:  # binarize --export
+        assert direct.files == from_cli.files
+        for key in direct.files:
+            np.testing.assert_array_equal(direct[key], from_cli[key])
 
 
 def test_packed_inference_equals_the_binarized_model(trained, tmp_path):
-    """XNOR run: the layers computed with XOR + popcount give the model's outputs."""
-    cfg = methods.config(run_lib.read_config(trained), "xnor", trained, epochs=0.2)
+    """XNOR run with XNOR-Net's K: the layers computed with XOR + popcount (times alpha and K)
+    give the model's outputs."""
+    cfg = methods.config(run_lib.read_config(trained), "xnor", trained, epochs=0.2,
+                         input_scale=True)
     cfg.binary.pad_value = -1.0
     out = str(tmp_path / "xnor")
     run_lib.train(cfg, out, progress=False, max_steps=2)

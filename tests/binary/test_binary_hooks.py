@@ -125,3 +125,85 @@ def test_binarized_transposed_and_dense_layers_equal_the_packed_kernels():
 def test_binary_hooks_are_hashable_rule_members():
     rule = rules_lib.Rule(kernel_hook=hooks.BinaryKernel(), input_hook=hooks.BinaryInput(order=2))
     assert hash(rule) == hash(dataclasses.replace(rule))
+
+
+def _window_means(a, k, s, pads):
+    """Reference K: the mean of ``a`` ((N, H, W)) over each k x k window, zeros outside."""
+    (top, bottom), (left, right) = pads
+    padded = np.pad(a, ((0, 0), (top, bottom), (left, right)))
+    ho = (padded.shape[1] - k) // s + 1
+    wo = (padded.shape[2] - k) // s + 1
+    out = np.zeros((a.shape[0], ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            out[:, i, j] = padded[:, i * s:i * s + k, j * s:j * s + k].sum(axis=(1, 2)) / (k * k)
+    return out
+
+
+XNOR_K = rules_lib.Rule(kernel_hook=hooks.BinaryKernel(), input_hook=hooks.BinaryInput(),
+                        output_hook=hooks.InputScale())
+XNOR = rules_lib.Rule(kernel_hook=hooks.BinaryKernel(), input_hook=hooks.BinaryInput())
+
+
+@pytest.mark.parametrize("kind,k,s,padding", [("conv", 3, 1, "symmetric"), ("conv", 3, 2, "same"),
+                                              ("depthwise", 3, 2, "symmetric"),
+                                              ("pointwise", 1, 2, "symmetric")])
+def test_xnor_input_scale_is_the_window_mean_of_the_channel_mean_abs(kind, k, s, padding):
+    """XNOR-Net's K = (mean_c |x|) * box(k) / k^2 with the layer's stride and padding, multiplying
+    the +-1 result per output position (and nothing else)."""
+    x = jax.random.normal(jax.random.PRNGKey(11), (2, 7, 7, 6)) * jnp.arange(1, 8)[:, None]
+    scaled, plain = (LayerFactory(rules=(rule,), padding=padding) for rule in (XNOR_K, XNOR))
+    make = {"conv": lambda f: f.conv(5, k, s), "depthwise": lambda f: f.depthwise(6, k, s),
+            "pointwise": lambda f: f.conv(5, 1, s)}[kind]
+    layer = make(scaled)
+    variables = layer.init(jax.random.PRNGKey(12), x)
+    y = np.asarray(layer.apply(variables, x))
+    base = np.asarray(make(plain).apply(variables, x))
+    from lightjax.layers.padding import pad_amounts
+    pads = (pad_amounts(7, k, s, padding), pad_amounts(7, k, s, padding))
+    ref_k = _window_means(np.abs(np.asarray(x)).mean(axis=-1), k, s, pads)
+    np.testing.assert_allclose(y, base * ref_k[..., None], rtol=1e-5, atol=1e-6)
+
+
+def test_xnor_input_scale_on_dense_transposed_and_partial_selections():
+    x = jax.random.normal(jax.random.PRNGKey(13), (2, 4, 4, 8))
+    scaled, plain = LayerFactory(rules=(XNOR_K,)), LayerFactory(rules=(XNOR,))
+    # dense: the mean |x| over the features of each sample
+    flat = x.reshape(2, -1)
+    fc = scaled.dense(3, use_bias=False)
+    v = fc.init(jax.random.PRNGKey(14), flat)
+    np.testing.assert_allclose(
+        np.asarray(fc.apply(v, flat)),
+        np.asarray(plain.dense(3, use_bias=False).apply(v, flat))
+        * np.abs(np.asarray(flat)).mean(axis=-1, keepdims=True), rtol=1e-5)
+    # transposed k=4, s=2: each output averages the A of the 2x2 input pixels reaching it
+    up = scaled.conv_transpose(3, 4, 2)
+    v = up.init(jax.random.PRNGKey(15), x)
+    a = np.abs(np.asarray(x)).mean(axis=-1)
+    spread = np.asarray(hooks.window_sum(up, jnp.asarray(a)[..., None]))[..., 0] / 4
+    np.testing.assert_allclose(np.asarray(up.apply(v, x)),
+                               np.asarray(plain.conv_transpose(3, 4, 2).apply(v, x))
+                               * spread[..., None], rtol=1e-5, atol=1e-6)
+    assert spread[0, 3, 3] == pytest.approx(a[0, 1:3, 1:3].mean(), rel=1e-5)  # interior
+    # no input selected: K has no effect; all selected: full K
+    conv = scaled.conv(4, 3, 1)
+    v = conv.init(jax.random.PRNGKey(16), x)
+    params = v["params"]
+    none = {"params": params, "binary": {"inputs": jnp.zeros((4, 4))}}
+    np.testing.assert_allclose(np.asarray(conv.apply(none, x)),
+                               np.asarray(plain.conv(4, 3, 1).apply(none, x)), rtol=1e-6)
+    every = {"params": params, "binary": {"inputs": jnp.ones((4, 4))}}
+    np.testing.assert_allclose(np.asarray(conv.apply(every, x)),
+                               np.asarray(conv.apply({"params": params}, x)), rtol=1e-6)
+
+
+def test_input_scale_gradient_is_stopped():
+    x = jax.random.normal(jax.random.PRNGKey(17), (1, 5, 5, 4))
+    conv = LayerFactory(rules=(XNOR_K,)).conv(3, 3, 1)
+    v = conv.init(jax.random.PRNGKey(18), x)
+    k = hooks.input_scale(conv.bind(v), x)
+    g = jax.grad(lambda z: jnp.sum(conv.apply(v, z)))(x)
+    # the gradient is the +-1 layer's STE gradient times K, nothing through K itself
+    g_plain = jax.vjp(lambda z: LayerFactory(rules=(XNOR,)).conv(3, 3, 1).apply(v, z), x)[1](
+        jnp.broadcast_to(k, (1, 5, 5, 3)))[0]
+    np.testing.assert_allclose(np.asarray(g), np.asarray(g_plain), rtol=1e-5, atol=1e-6)

@@ -30,7 +30,7 @@ def tables(tmp_path_factory):
     root = tmp_path_factory.mktemp("layouts")
     port = _free_port()
     two = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
-    runs = {"one": (1, []), "four": (4, ["--max-members-per-step", "2"]),
+    runs = {"one": (1, []), "four": (4, []),
             "two": (1, two + ["--process-id", "0"]), "two_1": (1, two + ["--process-id", "1"])}
     procs = {}
     for name, (devices, extra) in runs.items():
@@ -51,7 +51,7 @@ def tables(tmp_path_factory):
 
 
 def _compare(rows, reference):
-    assert [r["member"] for r in rows] == [r["member"] for r in reference] == [0, 1, 2, 3, 4]
+    assert [r["member"] for r in rows] == [r["member"] for r in reference] == [0, 1, 2]
     for row, ref in zip(rows, reference):
         assert row["config"] == ref["config"] and row["status"] == ref["status"] == "finished"
         assert (row["params"], row["macs"]) == (ref["params"], ref["macs"])
@@ -70,17 +70,17 @@ def _layouts(rows):
 
 
 def test_four_host_devices_match_one_device(tables):
-    assert _layouts(tables["one"]) == [(1, 1, 1)] * 5
-    # 2-member chunks: members over 2 devices x batch over 2; the single member: batch over 4
-    assert _layouts(tables["four"]) == [(1, 2, 2)] * 4 + [(1, 1, 4)]
+    assert _layouts(tables["one"]) == [(1, 1, 1)] * 3
+    # the 2-member group: members over 2 devices x batch over 2; the single member: batch over 4
+    assert _layouts(tables["four"]) == [(1, 2, 2)] * 2 + [(1, 1, 4)]
     _compare(tables["four"], tables["one"])
 
 
 def test_two_processes_match_one_device(tables):
     # members split over the processes; the single member's batch split over them
-    assert _layouts(tables["two"]) == [(2, 2, 1)] * 4 + [(2, 1, 2)]
+    assert _layouts(tables["two"]) == [(2, 2, 1)] * 2 + [(2, 1, 2)]
     _compare(tables["two"], tables["one"])
     # one results table, written once (by process 0), printed once
-    assert len((tables["root"] / "two" / "results.jsonl").read_text().splitlines()) == 5
+    assert len((tables["root"] / "two" / "results.jsonl").read_text().splitlines()) == 3
     assert "member  status" in tables["logs"]["two"]
     assert "member  status" not in tables["logs"]["two_1"]

@@ -10,14 +10,11 @@ from lightjax.sweep.group import GroupTrainer
 from lightjax.train import config as config_lib
 from lightjax.train import run as run_lib
 
-SMALL = {"train.epochs": 1, "data.resolution": 16}
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("trained") / "run")
     cfg = config_lib.load("digits:tiny")
-    cfg.train.epochs, cfg.data.resolution = 1, 16
+    cfg.train.epochs, cfg.data.resolution = 1, 8
     run_lib.train(cfg, workdir, progress=False)
     return workdir
 

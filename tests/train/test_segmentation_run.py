@@ -1,11 +1,12 @@
 """The second task end to end: the shapes segmentation config trains, evaluates (mIoU), resumes,
 prunes with mIoU as the metric, and sweeps over alpha — all through the one training loop."""
 import json
+import re
 
 import pytest
 
 from lightjax import cli
-from lightjax.sweep import runner, spec
+from lightjax.sweep import Sweep, product, runner, spec
 from lightjax.train import config as config_lib
 from lightjax.train import run as run_lib
 
@@ -60,9 +61,19 @@ def test_pruning_a_segmentation_run_uses_miou(trained, tmp_path, capsys):
 
 
 def test_alpha_sweep_on_segmentation(tmp_path):
-    sweep = spec.load("shapes_segmentation_alpha:tiny")
+    # the bundled alpha sweep: one group per alpha, the wider net costs more (counted abstractly;
+    # the FCN is built at every alpha)
+    plan = runner.describe_plan(spec.load("shapes_segmentation_alpha:tiny")).splitlines()
+    assert plan[0].startswith("2 members in 2 groups, 2 compiled programs")
+    costs = [[int(n.replace(",", "")) for n in re.findall(r"([\d,]+) (?:MACs|params)", line)]
+             for line in plan[1:]]
+    assert "model.alpha=0.5" in plan[1] and "model.alpha=0.25" in plan[2]
+    assert costs[0][0] > costs[1][0] and costs[0][1] > costs[1][1]
+    # trained: one group (one compiled program) of two vmapped members of the tiny config
+    sweep = Sweep("shapes_segmentation:tiny", product({"train.seed": [0, 1]}))
     rows = runner.run(sweep, str(tmp_path / "sweep"), progress=False)
-    assert [r["config"]["model.alpha"] for r in rows] == [0.5, 0.25]
+    assert [r["config"]["train.seed"] for r in rows] == [0, 1]
     assert all(r["metric"] == "miou" and r["status"] == "finished" for r in rows)
-    assert rows[0]["params"] > rows[1]["params"] and rows[0]["macs"] > rows[1]["macs"]
+    assert all(0.0 <= r["miou"] <= 1.0 and 0.0 <= r["pixel_acc"] <= 1.0 for r in rows)
+    assert rows[0]["group"] == rows[1]["group"] and rows[0]["members_in_group"] == 2
     assert "miou" in runner.format_table(rows).splitlines()[0]

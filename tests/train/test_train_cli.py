@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from lightjax import cli
+from lightjax.train import config as config_lib, run as run_lib
 
 TINY = ["--config", "digits:tiny", "--no-progress", "--config.train.epochs=1",
         "--config.data.resolution=8"]
@@ -23,11 +24,13 @@ def snapshot(path):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A finished tiny run (alpha 0.25) and a started one of another architecture."""
+    """A finished tiny run (alpha 0.25) and the workdir of one of another architecture (its
+    config.json, as ``lightjax train`` writes it first; nothing trained)."""
     base = tmp_path_factory.mktemp("runs")
     assert cli.main(["train", "--workdir", str(base / "a"), *TINY]) == 0
-    assert cli.main(["train", "--workdir", str(base / "b"), *TINY, "--config.model.alpha=0.5",
-                     "--max-steps", "1"]) == 0
+    other = config_lib.override(config_lib.load("digits:tiny"),
+                                TINY[3:] + ["--config.model.alpha=0.5"])
+    run_lib.claim(other, str(base / "b"))
     return base
 
 
@@ -42,7 +45,6 @@ def test_train_prints_summary_and_eval_reads_the_workdir(trained, capsys):
 def test_checkpoint_from_another_architecture(trained, tmp_path, capsys):
     work = tmp_path / "mixed"
     shutil.copytree(trained / "b", work)
-    shutil.rmtree(work / "checkpoints")
     shutil.copytree(trained / "a" / "checkpoints", work / "checkpoints")
     before = snapshot(work)
     status, out, err = run(capsys, "eval", "--workdir", str(work))

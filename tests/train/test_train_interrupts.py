@@ -13,12 +13,19 @@ import time
 import numpy as np
 import pytest
 
+import xla_cache
 from lightjax import cli
 from lightjax.train import config as config_lib
 from lightjax.train import run as run_lib
 
-# 8x8 digits, alpha 0.25, batch 32: 44 steps per epoch, a few ms each
-SMALL = {"data.resolution": 8, "train.batch_size": 32, "train.epochs": 6,
+# 8x8 digits, alpha 0.25, batch 32: 44 steps per epoch, a few ms each. Every run below but the
+# lock test's is this config (or differs only in checkpointing), so they all run one compiled
+# program (the epochs fix the learning-rate schedule), compiled once thanks to the compilation
+# cache (tests/conftest.py), subprocesses included. 5 epochs: an interrupted run still has 4 to
+# go when it is signalled.
+EPOCHS = 5
+STEPS = 44  # per epoch
+SMALL = {"data.resolution": 8, "train.batch_size": 32, "train.epochs": EPOCHS,
          "train.checkpoint_every_epochs": 1, "train.warmup_epochs": 0.0}
 RANDOM = random.Random(20261203)
 
@@ -31,8 +38,16 @@ def small_config(**extra):
     return config_lib.override(config_lib.load("digits:tiny"), overrides(**extra))
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run of :data:`SMALL` (in this process): (workdir, summary)."""
+    work = tmp_path_factory.mktemp("reference") / "run"
+    return work, run_lib.train(small_config(), str(work), progress=False)
+
+
 def lightjax(*argv):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    # this process compiles nothing while the subprocess runs: it may share the compilation cache
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1", **xla_cache.subprocess_env())
     return subprocess.Popen([sys.executable, "-m", "lightjax", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
@@ -56,6 +71,10 @@ def epochs_logged(workdir):
         return sum(1 for line in f if line.strip())
 
 
+def logged_epochs(workdir):
+    return [json.loads(line)["epoch"] for line in open(os.path.join(workdir, "metrics.jsonl"))]
+
+
 def interrupt(argv, ready, signum):
     """Start ``lightjax argv``, send ``signum`` a random moment after ``ready()``; returns
     (returncode, stderr)."""
@@ -67,9 +86,9 @@ def interrupt(argv, ready, signum):
     return proc.returncode, err
 
 
-def test_signal_during_training_checkpoints_and_resumes_to_the_same_result(tmp_path):
+def test_signal_during_training_checkpoints_and_resumes_to_the_same_result(tmp_path, reference):
     signum = signal.SIGINT  # SIGTERM: the sweep test below
-    reference = run_lib.train(small_config(), str(tmp_path / "reference"), progress=False)
+    ref_work, ref_summary = reference
     work = str(tmp_path / "run")
     argv = ["train", "--config", "digits:tiny", "--workdir", work, *overrides()]
     code, err = interrupt(argv, lambda: epochs_logged(work) >= 1, signum)
@@ -82,28 +101,29 @@ def test_signal_during_training_checkpoints_and_resumes_to_the_same_result(tmp_p
     with open(os.path.join(work, "summary.json")) as f:
         resumed = json.load(f)
     for key in ("top1", "top5", "loss"):
-        assert resumed[key] == pytest.approx(reference[key], rel=1e-5, abs=1e-6), key
+        assert resumed[key] == pytest.approx(ref_summary[key], rel=1e-5, abs=1e-6), key
     rows = [json.loads(line) for line in open(os.path.join(work, "metrics.jsonl"))]
-    assert [r["epoch"] for r in rows] == list(range(1, 7))
-    ref_rows = [json.loads(line) for line in open(tmp_path / "reference" / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1))
+    ref_rows = [json.loads(line) for line in open(ref_work / "metrics.jsonl")]
     np.testing.assert_allclose([r["train_loss"] for r in rows],
                                [r["train_loss"] for r in ref_rows], rtol=1e-5)
 
 
 def test_signal_during_a_sweep_resumes_to_the_same_table(tmp_path):
+    # two groups of 2 members (one compiled program: the second group costs no compilation)
     sweep_file = tmp_path / "two_groups.py"
     sweep_file.write_text(
         "from lightjax.sweep import Sweep, product\n"
         "def get_sweep(arg=None):\n"
-        "    return Sweep('digits:tiny', product({'model.alpha': [0.25, 0.5]},\n"
-        "                 {'train.seed': [0, 1]}, {'data.resolution': [8]},\n"
-        "                 {'train.batch_size': [32]}, {'train.epochs': [3]},\n"
-        "                 {'train.warmup_epochs': [0.0]}))\n")
+        "    return Sweep('digits:tiny', product({'train.seed': [0, 1, 2, 3]},\n"
+        "                 {'data.resolution': [8]}, {'train.batch_size': [32]},\n"
+        "                 {'train.epochs': [3]}, {'train.warmup_epochs': [0.0]}))\n")
+    options = ["--no-progress", "--max-members-per-step", "2"]
     ref = str(tmp_path / "reference")
-    assert cli.main(["sweep", str(sweep_file), "--workdir", ref, "--no-progress"]) == 0
+    assert cli.main(["sweep", str(sweep_file), "--workdir", ref, *options]) == 0
     work = str(tmp_path / "sweep")
     first = os.path.join(work, "groups", "group000", "checkpoints")
-    argv = ["sweep", str(sweep_file), "--workdir", work, "--no-progress"]
+    argv = ["sweep", str(sweep_file), "--workdir", work, *options]
     code, err = interrupt(argv, lambda: os.path.isdir(first) and os.listdir(first),
                           signal.SIGTERM)
     assert code == 143, err
@@ -120,28 +140,31 @@ def test_signal_during_a_sweep_resumes_to_the_same_table(tmp_path):
 
 def test_a_second_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path, capsys):
     work = str(tmp_path / "run")
-    argv = ["train", "--config", "digits:tiny", "--workdir", work, *overrides(**{
-        "train.epochs": 40})]
+    argv = ["train", "--config", "digits:tiny", "--workdir", work, *overrides()]
     proc = lightjax(*argv)
     try:
         assert wait_for(lambda: epochs_logged(work) >= 1, proc), proc.communicate()
+        # frozen mid-training (SIGSTOP), however fast this machine: alive, holding the lock
+        proc.send_signal(signal.SIGSTOP)
         assert cli.main(argv + ["--no-progress"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"is in use by process {proc.pid}" in err
     finally:
         proc.kill()  # SIGKILL: no cleanup, the lock file stays behind
         proc.communicate()
+    assert proc.returncode == -signal.SIGKILL  # it never finished
     with open(os.path.join(work, ".lock")) as f:
         assert f"process {proc.pid}" in f.read()
-    assert cli.main(argv + ["--no-progress", "--max-steps", str(44 * 3)]) == 0  # taken over
+    assert cli.main(argv + ["--no-progress", "--max-steps", str(3 * STEPS)]) == 0  # taken over
+    with open(os.path.join(work, ".lock")) as f:
+        assert f"process {proc.pid}" not in f.read()  # taken over, then released
 
 
-def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
-    cfg = small_config(**{"train.epochs": 3, "train.keep_checkpoints": 2})
-    reference = run_lib.train(cfg, str(tmp_path / "reference"), progress=False)
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys, reference):
+    cfg = small_config()  # keeps 2 checkpoints
     work = tmp_path / "run"
-    run_lib.train(cfg, str(work), progress=False, max_steps=88)  # checkpoints 44 and 88
-    latest = work / "checkpoints" / "88"
+    run_lib.train(cfg, str(work), progress=False, max_steps=2 * STEPS)  # checkpoints 44 and 88
+    latest = work / "checkpoints" / str(2 * STEPS)
     for root, _, files in os.walk(latest):
         for name in files:
             path = os.path.join(root, name)
@@ -150,32 +173,34 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caps
                     f.truncate(os.path.getsize(path) // 2)
     resumed = run_lib.train(cfg, str(work), progress=False)
     err = capsys.readouterr().err
-    assert "checkpoints/88" in err and "resuming from checkpoint 44" in err
-    assert (work / "checkpoints.damaged" / "88").is_dir()  # moved aside, not deleted
-    assert resumed["top1"] == pytest.approx(reference["top1"])
-    assert resumed["loss"] == pytest.approx(reference["loss"], rel=1e-5)
+    assert f"checkpoints/{2 * STEPS}" in err and f"resuming from checkpoint {STEPS}" in err
+    assert (work / "checkpoints.damaged" / str(2 * STEPS)).is_dir()  # moved aside, not deleted
+    _, summary = reference
+    assert resumed["top1"] == pytest.approx(summary["top1"])
+    assert resumed["loss"] == pytest.approx(summary["loss"], rel=1e-5)
+    assert logged_epochs(work) == list(range(1, EPOCHS + 1))  # epoch 2, trained twice, logged once
 
 
 def test_damaged_only_checkpoint_is_one_line_naming_it(tmp_path, capsys):
     work = tmp_path / "run"
     argv = ["train", "--config", "digits:tiny", "--workdir", str(work), "--no-progress",
-            *overrides(**{"train.epochs": 2}), "--max-steps", "44"]
+            *overrides(), "--max-steps", str(STEPS)]
     assert cli.main(argv) == 0
-    for root, _, files in os.walk(work / "checkpoints" / "44"):
+    for root, _, files in os.walk(work / "checkpoints" / str(STEPS)):
         for name in files:
             with open(os.path.join(root, name), "wb"):
                 pass
     capsys.readouterr()
     assert cli.main(argv[:-2]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "checkpoints/44" in err and "no earlier checkpoint" in err
+    assert err.count("\n") == 1 and f"checkpoints/{STEPS}" in err and "no earlier checkpoint" in err
 
 
-def test_finished_run_without_checkpoints_is_not_retrained(tmp_path, capsys):
+def test_finished_run_without_checkpoints_is_not_retrained(tmp_path, capsys, reference):
     work = tmp_path / "run"
+    shutil.copytree(reference[0], work)  # a finished run of this very command
     argv = ["train", "--config", "digits:tiny", "--workdir", str(work), "--no-progress",
-            *overrides(**{"train.epochs": 1})]
-    assert cli.main(argv) == 0
+            *overrides()]
     summary = (work / "summary.json").read_text()
     shutil.rmtree(work / "checkpoints")
     capsys.readouterr()
@@ -186,13 +211,12 @@ def test_finished_run_without_checkpoints_is_not_retrained(tmp_path, capsys):
 
 
 def test_resume_from_an_older_checkpoint_logs_every_epoch_once(tmp_path):
-    cfg = small_config(**{"train.epochs": 4, "train.checkpoint_every_epochs": 2})
+    cfg = small_config(**{"train.checkpoint_every_epochs": 2})
     work = tmp_path / "run"
-    run_lib.train(cfg, str(work), progress=False, max_steps=132)  # 3 epochs logged
-    shutil.rmtree(work / "checkpoints" / "132")  # as if killed before checkpointing epoch 3
-    run_lib.train(cfg, str(work), progress=False)
-    rows = [json.loads(line) for line in open(work / "metrics.jsonl")]
-    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    run_lib.train(cfg, str(work), progress=False, max_steps=3 * STEPS)  # 3 epochs logged
+    shutil.rmtree(work / "checkpoints" / str(3 * STEPS))  # as if killed before checkpointing it
+    run_lib.train(cfg, str(work), progress=False)  # from checkpoint 88
+    assert logged_epochs(work) == list(range(1, EPOCHS + 1))
 
 
 @pytest.mark.parametrize("field,value,message", [
