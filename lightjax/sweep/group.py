@@ -151,7 +151,8 @@ class GroupTrainer:
 
     def init_state(self) -> step_lib.TrainState:
         """The stacked initial state, sharded over the mesh's ``'sweep'`` axis."""
-        init = jax.jit(self._init, out_shardings=self.state_sharding)
+        init = jax.jit(self._init, out_shardings=self.state_sharding,
+                       compiler_options=step_lib.init_compiler_options())
         return init(mesh_lib.replicated(self.mesh, self.seeds),
                     mesh_lib.replicated(self.mesh, np.asarray(self._inits_or_zeros())))
 

@@ -186,7 +186,7 @@ class Experiment:
         # one compiled init instead of hundreds of small eager dispatches
         init = jax.jit(lambda seed, act: step_lib.init_state(
             self.model, self.tx, seed, self.input_shape, act, self.plugins),
-            out_shardings=self.replicated)
+            out_shardings=self.replicated, compiler_options=step_lib.init_compiler_options())
         return init(int(self.cfg.train.seed), activation_init(self.cfg))
 
     # --- data ---------------------------------------------------------------------------------

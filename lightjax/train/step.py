@@ -62,6 +62,14 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, seed: Any,
     return state
 
 
+def init_compiler_options() -> dict[str, Any]:
+    """XLA options for the jitted state initialization, which runs once: on CPU, LLVM's
+    optimization level 1 compiles a MobileNet's init (its many threefry/erfinv initializers) in
+    about a third of the default's time (3.3 s against 9 s for MobileNetV1 on the 2-core CPU) and
+    gives bit-identical parameters there. Other backends: their defaults."""
+    return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else {}
+
+
 def model_variables(state: TrainState, params: Any,
                     plugins: Sequence[compression_lib.Compression] = ()) -> dict[str, Any]:
     """The variables ``model.apply`` takes: ``params``, BN statistics and the plug-ins'
@@ -94,8 +102,11 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, task: Ta
                                             state.params) if plugins else {}
         changes, opt_state = tx.update(grads, state.opt_state, state.params, **extra_args)
         params = optax.apply_updates(state.params, changes)
-        new = state.replace(step=state.step + 1, params=params,
-                            batch_stats=updates.get("batch_stats", state.batch_stats),
+        # statistics keep their stored dtype (flax's BatchNorm would turn float32 statistics
+        # into float64 ones in float64 mode: a second compilation, and a state that drifts)
+        stats = jax.tree.map(lambda new, old: new.astype(old.dtype),
+                             updates.get("batch_stats", state.batch_stats), state.batch_stats)
+        new = state.replace(step=state.step + 1, params=params, batch_stats=stats,
                             opt_state=opt_state)
         return new, metrics
 
