@@ -39,16 +39,20 @@ def claim(cfg: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 def _check_resumable(workdir: str, ckpt: checkpoint.Checkpoints) -> None:
-    """A run that trained here before must still have its checkpoints: retraining silently from
-    scratch would overwrite its results."""
+    """A run that finished here must still have its checkpoints: retraining it silently would
+    overwrite its results. A run killed before its first checkpoint was committed (its metrics
+    log may already hold an epoch) starts over: retraining reproduces those rows exactly."""
     if ckpt.latest_step() is not None:
         return
-    for name in ("summary.json", "metrics.jsonl"):
-        path = os.path.join(workdir, name)
-        if os.path.exists(path) and os.path.getsize(path) > 0:
-            raise ValidationError(
-                f"{workdir} holds a run that trained before ({name}) but its checkpoints/ is "
-                f"missing or empty; restore it to resume, or use a new --workdir")
+    path = os.path.join(workdir, "summary.json")
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        raise ValidationError(
+            f"{workdir} holds a finished run (summary.json) but its checkpoints/ is missing or "
+            f"empty; restore it to evaluate or resume, or use a new --workdir")
+    log = os.path.join(workdir, "metrics.jsonl")
+    if os.path.exists(log) and os.path.getsize(log) > 0 and jax.process_index() == 0:
+        print(f"{workdir}: no committed checkpoint (the run was stopped before its first one "
+              f"completed); starting over", file=sys.stderr)
 
 
 def summary_of(exp: Experiment, metrics: dict[str, Any], steps: int,

@@ -87,7 +87,7 @@ def test_matching_rules_chain_in_order_after_the_shorthand():
     resolved = rules.resolve(factory.rules, "a", "standard")
     assert resolved.pad_value == -1.0  # the last matching rule that sets one
     assert rules.resolve(factory.rules, "a", "pointwise").pad_value == 1.0
-    assert rules.resolve(factory.rules, "c", "pointwise") == (None, None, 0.0)
+    assert rules.resolve(factory.rules, "c", "pointwise") == (None, None, 0.0, None)
 
 
 def test_hooks_see_train_in_every_layer_of_every_block():

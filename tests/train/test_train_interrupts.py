@@ -155,7 +155,9 @@ def test_a_second_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path, ca
     assert proc.returncode == -signal.SIGKILL  # it never finished
     with open(os.path.join(work, ".lock")) as f:
         assert f"process {proc.pid}" in f.read()
-    assert cli.main(argv + ["--no-progress", "--max-steps", str(3 * STEPS)]) == 0  # taken over
+    # taken over: it resumes from the killed run's checkpoint, or starts over when the kill came
+    # before that checkpoint was committed (orbax writes it in the background)
+    assert cli.main(argv + ["--no-progress", "--max-steps", str(3 * STEPS)]) == 0
     with open(os.path.join(work, ".lock")) as f:
         assert f"process {proc.pid}" not in f.read()  # taken over, then released
 
@@ -208,6 +210,23 @@ def test_finished_run_without_checkpoints_is_not_retrained(tmp_path, capsys, ref
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "checkpoints/ is missing" in err
     assert (work / "summary.json").read_text() == summary
+
+
+def test_killed_before_its_first_checkpoint_starts_over(tmp_path, capsys, reference):
+    """Metrics logged, no checkpoint committed (killed while orbax wrote the first one): the run
+    starts over, logs every epoch once, and ends as the uninterrupted run."""
+    ref_work, ref_summary = reference
+    work = tmp_path / "run"
+    shutil.copytree(ref_work, work)
+    for name in ("checkpoints", "summary.json"):
+        target = work / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    lines = (work / "metrics.jsonl").read_text().splitlines()
+    (work / "metrics.jsonl").write_text("\n".join(lines[:2]) + "\n")  # two epochs logged
+    summary = run_lib.train(small_config(), str(work), progress=False)
+    assert "starting over" in capsys.readouterr().err
+    assert summary["top1"] == pytest.approx(ref_summary["top1"])
+    assert logged_epochs(work) == list(range(1, EPOCHS + 1))
 
 
 def test_resume_from_an_older_checkpoint_logs_every_epoch_once(tmp_path):
