@@ -194,7 +194,7 @@ def test_packed_inference_equals_the_binarized_model(trained, tmp_path):
     assert len(fast.paths) == 13 and all(p.endswith("pw/conv") for p in fast.paths)
     images = next(iter(exp.eval_batches("test")))["image"]
     np.testing.assert_allclose(np.asarray(jax.jit(fast.apply)(images)),
-                               np.asarray(exp.model.apply(variables, images)),
+                               np.asarray(jax.jit(exp.model.apply)(variables, images)),
                                rtol=1e-4, atol=1e-4)
 
 
