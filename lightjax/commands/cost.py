@@ -7,6 +7,7 @@ Examples::
     lightjax cost --model mobilenet_v1 --variant rhs --pointwise-bias --num-classes 100 \\
         --resolution 32 --stem-stride 1
     lightjax cost --model mobilenet_v1 --binary xnor          # + binarized params, bits, MACs
+    lightjax cost --model yolov3_mobilenet_v1 --num-classes 20 --resolution 416 --head-conv separable
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ MODEL_FLAGS = {
     "alpha": "alpha", "num_classes": "num_classes", "groups": "groups", "scale": "scale",
     "variant": "variant", "pointwise_bias": "pointwise_bias", "activation": "activation",
     "stem_stride": "stem_stride", "se_reduction": "se_reduction", "widths": "widths",
-    "input_channels": "input_channels",
+    "input_channels": "input_channels", "head_conv": "head_conv", "head_width": "head_width",
 }
 
 
@@ -67,6 +68,7 @@ def _widths(text: str) -> tuple[int, ...]:
 PARSERS = {
     "alpha": lambda t: _positive_number(t, "--alpha"),
     "scale": lambda t: _positive_number(t, "--scale"),
+    "head_width": lambda t: _positive_number(t, "--head-width"),
     "resolution": lambda t: _integer(t, "--resolution", 1),
     "num_classes": lambda t: _integer(t, "--num-classes", 1),
     "groups": lambda t: _integer(t, "--groups", 1),
@@ -94,6 +96,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--stem-stride", help="first conv stride (1 for CIFAR-size inputs)")
     p.add_argument("--se-reduction", help="add SE blocks with this reduction")
     p.add_argument("--input-channels", help="channels of the input images (default 3)")
+    p.add_argument("--head-conv", help="detection neck 3x3 convs (YOLOv3): standard, separable")
+    p.add_argument("--head-width", help="detection neck width multiplier > 0 (YOLOv3)")
     p.add_argument("--widths", help="comma-separated output channels of each prunable layer")
     p.add_argument("--binary", help="also report the model binarized with this method (bwn, "
                                     "bnn, xnor, horq): binary/float parameters, size in bits, "

@@ -1,0 +1,199 @@
+"""YOLOv3-Mobile: YOLOv3 detection (Redmon & Farhadi, 2018, arXiv:1804.02767) on a MobileNetV1
+backbone, with the option of depthwise-separable head convolutions (the YOLOv3-Mobile paper's
+speed-up). (N, H, W, 3) images -> three raw prediction maps, NHWC.
+
+With ``stem_stride=2`` (default) and ``alpha=1``, ``head_width=1``::
+
+  backbone   MobileNetV1 features (``backbone/stem`` ... ``backbone/unit13``; no pool, no FC)
+             unit4: stride 8, 256 ch    unit6: stride 16, 512 ch    unit13: stride 32, 1024 ch
+  neck0      detection block on unit13 (c = 512)                    stride 32
+  neck1      transition 1x1(c0/2) of neck0's route, 2x nearest upsample, concat with unit6,
+             detection block (c = 256)                              stride 16
+  neck2      the same from neck1's route, concat with unit4 (c = 128)  stride 8
+  head{i}    1x1 conv with bias on neck{i}'s tip: 3 * (5 + num_classes) channels
+
+A detection block (PaddleDetection's ``YoloDetBlock``, the YOLOv3 paper's "several convolutional
+layers") is ``neck{i}/conv0`` 1x1(c) -> ``conv1`` 3x3(2c) -> ``conv2`` 1x1(c) -> ``conv3`` 3x3(2c)
+-> ``route`` 1x1(c), and ``tip`` 3x3(2c) on the route; every conv is followed by BN and
+LeakyReLU(0.1) (``neck_activation``). ``head_conv='separable'`` replaces each 3x3 conv (2c) by a
+depthwise 3x3 -> BN -> act -> pointwise 1x1(2c) -> BN -> act pair (``conv1_dw``, ``conv1_pw``).
+``head_width`` scales every neck width ``c`` (``make_divisible(c * head_width, 8)``): the
+published model (80 classes, 416x416) has about 24M parameters and 10 GMACs, far beyond a CPU
+demo, so demos narrow both the backbone (``alpha``) and the head.
+
+Outputs are returned coarsest first (strides 32, 16, 8, PaddleDetection's order), each
+``(N, H / s, W / s, 3 * (5 + num_classes))`` with channel ``a * (5 + C) + j`` holding, for the
+scale's anchor ``a`` (:data:`ANCHOR_MASKS`), ``j = 0..3`` the box offsets ``t_x, t_y, t_w, t_h``,
+``j = 4`` the objectness logit and ``j = 5..`` the class logits. Concatenations put the upsampled
+route first (``[route, backbone feature]``), as PaddleDetection does.
+
+Anchors (:data:`ANCHORS`, pixels at the 416/608 training scale) are the YOLOv3 paper's COCO
+clusters; :data:`ANCHOR_MASKS` gives each scale its three (largest anchors on the coarsest map).
+Height and width must be multiples of the output stride (32; 16 with ``stem_stride=1``).
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lightjax.errors import ValidationError
+from lightjax.layers.conv_bn import ConvBN
+from lightjax.layers import activations
+from lightjax.layers.factory import LayerFactory
+from lightjax.layers.separable import VARIANTS
+from lightjax.models import base
+from lightjax.models import mobilenet_v1 as v1
+from lightjax.models.channels import make_divisible
+from lightjax.models.registry import register
+
+NAME = "yolov3_mobilenet_v1"
+#: Backbone features of the three scales, coarsest first (strides 32, 16, 8 with stem stride 2).
+TAPS = ("unit13", "unit6", "unit4")
+#: Neck widths ``c`` of the three scales before ``head_width``.
+NECK_CHANNELS = (512, 256, 128)
+#: The YOLOv3 paper's COCO anchor clusters (width, height), pixels.
+ANCHORS = ((10, 13), (16, 30), (33, 23), (30, 61), (62, 45), (59, 119), (116, 90), (156, 198),
+           (373, 326))
+#: Anchor indices of each output scale, coarsest (stride 32) first.
+ANCHOR_MASKS = ((6, 7, 8), (3, 4, 5), (0, 1, 2))
+#: ``head_conv`` choices: the 3x3 convs of the neck as standard or depthwise-separable convs.
+HEAD_CONVS = ("standard", "separable")
+#: Values per anchor before the classes: t_x, t_y, t_w, t_h, objectness.
+BOX_VALUES = 5
+
+
+def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
+    """(N, H, W, C) -> (N, factor * H, factor * W, C), each pixel repeated (nearest neighbour)."""
+    return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+
+
+class NeckScale(nn.Module):
+    """One scale of the YOLOv3 neck, width ``channels`` (c): ``(feature, route) -> (route, tip)``.
+
+    With the coarser scale's ``route`` (not ``None``): ``transition`` 1x1(c), 2x nearest upsample,
+    concatenated before ``feature``. Then the detection block ``conv0`` 1x1(c), ``conv1``
+    3x3(2c), ``conv2`` 1x1(c), ``conv3`` 3x3(2c), ``route`` 1x1(c), and ``tip`` 3x3(2c) on the
+    route. Each 3x3 conv ``name`` is a ConvBN, or with ``separable`` a depthwise ConvBN
+    ``name_dw`` and a pointwise ConvBN ``name_pw``. NHWC.
+    """
+
+    channels: int
+    separable: bool = False
+    activation: str = "leaky_relu_0.1"
+    layers: LayerFactory = LayerFactory()
+
+    def _conv(self, x: jax.Array, features: int, kernel: int, name: str,
+              train: bool) -> jax.Array:
+        act, lay = self.activation, self.layers
+        if kernel == 1 or not self.separable:
+            return ConvBN(features, kernel, activation=act, layers=lay, name=name)(x, train)
+        x = ConvBN(x.shape[-1], kernel, depthwise=True, activation=act, layers=lay,
+                   name=f"{name}_dw")(x, train)
+        return ConvBN(features, 1, activation=act, layers=lay, name=f"{name}_pw")(x, train)
+
+    @nn.compact
+    def __call__(self, feature: jax.Array, route: jax.Array | None,
+                 train: bool) -> tuple[jax.Array, jax.Array]:
+        c = self.channels
+        x = feature
+        if route is not None:
+            up = upsample_nearest(self._conv(route, c, 1, "transition", train))
+            x = jnp.concatenate([up.astype(feature.dtype), feature], axis=-1)
+        for i, (features, kernel) in enumerate(((c, 1), (2 * c, 3), (c, 1), (2 * c, 3))):
+            x = self._conv(x, features, kernel, f"conv{i}", train)
+        route = self._conv(x, c, 1, "route", train)
+        return route, self._conv(route, 2 * c, 3, "tip", train)
+
+
+@register(NAME)
+class YOLOv3MobileNetV1(nn.Module):
+    """YOLOv3 on MobileNetV1. ``__call__(x, train)``: (N, H, W, C) images -> a tuple of three
+    ``(N, H / s, W / s, 3 * (5 + num_classes))`` prediction maps, strides 32, 16, 8.
+
+    Attributes:
+      num_classes: object classes C (80 for COCO, 20 for VOC).
+      alpha: backbone width multiplier (> 0).
+      head_width: neck width multiplier (> 0): ``c = make_divisible(c * head_width, 8)``.
+      head_conv: ``'standard'`` or ``'separable'`` 3x3 convs in the neck.
+      activation: the backbone's activation (``None``: its default for ``variant``).
+      variant: backbone variant, ``'standard'`` or ``'rhs'``.
+      neck_activation: activation after every neck conv (LeakyReLU 0.1, as YOLOv3).
+      stem_stride: 2 (output strides 32/16/8) or 1 (16/8/4, for tiny inputs).
+      input_channels: channels of the input images.
+      layers: the :class:`LayerFactory` (dtype, depthwise implementation, compression hooks).
+    """
+
+    num_classes: int = 80
+    alpha: float = 1.0
+    head_width: float = 1.0
+    head_conv: str = "standard"
+    activation: str | None = None
+    variant: str = "standard"
+    neck_activation: str = "leaky_relu_0.1"
+    stem_stride: int = 2
+    input_channels: int = 3
+    layers: LayerFactory = LayerFactory()
+
+    def __post_init__(self) -> None:
+        base.check_common(NAME, self.num_classes, self.stem_stride, self.activation)
+        base.check_alpha(NAME, self.alpha)
+        base.check_alpha(NAME, self.head_width, "head_width")
+        base.check_choice(NAME, "variant", self.variant, VARIANTS)
+        base.check_choice(NAME, "head_conv", self.head_conv, HEAD_CONVS)
+        activations.create(self.neck_activation)  # unknown names fail here, before tracing
+        super().__post_init__()
+
+    # --- structure ------------------------------------------------------------------------------
+    def neck_channels(self) -> tuple[int, int, int]:
+        """The neck widths ``c`` of the three scales, coarsest first."""
+        return tuple(make_divisible(c * self.head_width, 8) for c in NECK_CHANNELS)
+
+    def output_strides(self) -> tuple[int, int, int]:
+        """Strides of the three outputs in pixels, coarsest first: (32, 16, 8) or (16, 8, 4)."""
+        s = 16 * self.stem_stride
+        return s, s // 2, s // 4
+
+    def outputs_per_anchor(self) -> int:
+        """``5 + num_classes``: box offsets, objectness, class logits."""
+        return BOX_VALUES + self.num_classes
+
+    def anchors(self) -> tuple[tuple[tuple[int, int], ...], ...]:
+        """(width, height) anchors in pixels of each output, coarsest first."""
+        return tuple(tuple(ANCHORS[i] for i in mask) for mask in ANCHOR_MASKS)
+
+    def min_input_size(self) -> int:
+        """Smallest valid image height/width (the coarsest stride)."""
+        return self.output_strides()[0]
+
+    # --- forward --------------------------------------------------------------------------------
+    def check_images(self, x: jax.Array) -> None:
+        """NHWC, ``input_channels`` channels, height and width multiples of the output stride."""
+        base.check_images(NAME, x, self.input_channels)
+        s = self.output_strides()[0]
+        if x.shape[1] % s or x.shape[2] % s:
+            raise ValidationError(
+                f"{NAME}: image height and width must be multiples of {s} (the coarsest output "
+                f"stride with stem_stride={self.stem_stride}), got {x.shape[1]}x{x.shape[2]}; "
+                f"resize or letterbox the images")
+
+    def setup(self) -> None:
+        # only features() is called: the backbone's classifier head is never built
+        self.backbone = v1.MobileNetV1(num_classes=1, alpha=self.alpha,
+                                       activation=self.activation, variant=self.variant,
+                                       stem_stride=self.stem_stride,
+                                       input_channels=self.input_channels, layers=self.layers)
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, ...]:
+        self.check_images(x)
+        feats = self.backbone.features(x, train)
+        separable = self.head_conv == "separable"
+        outputs, route = [], None
+        for i, (tap, c) in enumerate(zip(TAPS, self.neck_channels())):
+            route, tip = NeckScale(c, separable, self.neck_activation, self.layers,
+                                   name=f"neck{i}")(feats[tap], route, train)
+            outputs.append(self.layers.conv(len(ANCHOR_MASKS[i]) * self.outputs_per_anchor(), 1,
+                                            use_bias=True, name=f"head{i}")(tip, train=train))
+        return tuple(outputs)
+
