@@ -52,11 +52,8 @@ NAME = "yolov3_mobilenet_v1"
 TAPS = ("unit13", "unit6", "unit4")
 #: Neck widths ``c`` of the three scales before ``head_width``.
 NECK_CHANNELS = (512, 256, 128)
-#: The YOLOv3 paper's COCO anchor clusters (width, height), pixels.
-ANCHORS = ((10, 13), (16, 30), (33, 23), (30, 61), (62, 45), (59, 119), (116, 90), (156, 198),
-           (373, 326))
-#: Anchor indices of each output scale, coarsest (stride 32) first.
-ANCHOR_MASKS = ((6, 7, 8), (3, 4, 5), (0, 1, 2))
+# the YOLOv3 paper's COCO anchor clusters (width, height in pixels) and each scale's three
+from lightjax.detect.anchors import ANCHOR_MASKS, ANCHORS  # noqa: E402,F401
 #: ``head_conv`` choices: the 3x3 convs of the neck as standard or depthwise-separable convs.
 HEAD_CONVS = ("standard", "separable")
 #: Values per anchor before the classes: t_x, t_y, t_w, t_h, objectness.

@@ -24,7 +24,7 @@ def names() -> tuple[str, ...]:
 
 
 def _load_builtin() -> None:
-    from lightjax.tasks import classification, segmentation  # noqa: F401  (registers them)
+    from lightjax.tasks import classification, detection, segmentation  # noqa: F401  (registers)
 
 
 def create(name: str, num_classes: int, **options: Any) -> Task:

@@ -179,7 +179,9 @@ class Experiment:
         model = self.base_model
         shape = jax.eval_shape(lambda: model.init_with_output(
             jax.random.PRNGKey(0), jnp.zeros(self.input_shape, jnp.float32), train=False)[0])
-        self.task.check_output(shape.shape, self.input_shape, self.cfg.model.name)
+        # one output: its shape; several (e.g. detection maps per scale): a tuple of shapes
+        shapes = jax.tree.map(lambda s: tuple(s.shape), shape)
+        self.task.check_output(shapes, self.input_shape, self.cfg.model.name)
 
     # --- state --------------------------------------------------------------------------------
     def init_state(self) -> step_lib.TrainState:
