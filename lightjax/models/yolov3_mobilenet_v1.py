@@ -66,16 +66,18 @@ def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
 
 
 class NeckScale(nn.Module):
-    """One scale of the YOLOv3 neck, width ``channels`` (c): ``(feature, route) -> (route, tip)``.
+    """One scale of the YOLOv3 neck: ``(feature, route) -> (route, tip)``. NHWC.
 
-    With the coarser scale's ``route`` (not ``None``): ``transition`` 1x1(c), 2x nearest upsample,
-    concatenated before ``feature``. Then the detection block ``conv0`` 1x1(c), ``conv1``
-    3x3(2c), ``conv2`` 1x1(c), ``conv3`` 3x3(2c), ``route`` 1x1(c), and ``tip`` 3x3(2c) on the
-    route. Each 3x3 conv ``name`` is a ConvBN, or with ``separable`` a depthwise ConvBN
-    ``name_dw`` and a pointwise ConvBN ``name_pw``. NHWC.
+    With the coarser scale's ``route`` (not ``None``): ``transition`` 1x1(``transition``
+    channels), 2x nearest upsample, concatenated before ``feature``. Then the detection block
+    ``conv0`` 1x1(c), ``conv1`` 3x3(2c), ``conv2`` 1x1(c), ``conv3`` 3x3(2c), ``route`` 1x1(c),
+    and ``tip`` 3x3(2c) on the route, with output channels ``widths`` (in that order). Each 3x3
+    conv ``name`` is a ConvBN, or with ``separable`` a depthwise ConvBN ``name_dw`` and a
+    pointwise ConvBN ``name_pw``.
     """
 
-    channels: int
+    widths: tuple[int, int, int, int, int, int]
+    transition: int = 0
     separable: bool = False
     activation: str = "leaky_relu_0.1"
     layers: LayerFactory = LayerFactory()
@@ -92,15 +94,18 @@ class NeckScale(nn.Module):
     @nn.compact
     def __call__(self, feature: jax.Array, route: jax.Array | None,
                  train: bool) -> tuple[jax.Array, jax.Array]:
-        c = self.channels
         x = feature
         if route is not None:
-            up = upsample_nearest(self._conv(route, c, 1, "transition", train))
+            up = upsample_nearest(self._conv(route, self.transition, 1, "transition", train))
             x = jnp.concatenate([up.astype(feature.dtype), feature], axis=-1)
-        for i, (features, kernel) in enumerate(((c, 1), (2 * c, 3), (c, 1), (2 * c, 3))):
-            x = self._conv(x, features, kernel, f"conv{i}", train)
-        route = self._conv(x, c, 1, "route", train)
-        return route, self._conv(route, 2 * c, 3, "tip", train)
+        for i, kernel in enumerate((1, 3, 1, 3)):
+            x = self._conv(x, self.widths[i], kernel, f"conv{i}", train)
+        route = self._conv(x, self.widths[4], 1, "route", train)
+        return route, self._conv(route, self.widths[5], 3, "tip", train)
+
+
+#: The detection block's convs in ``widths`` order, with their kernel sizes.
+BLOCK_CONVS = (("conv0", 1), ("conv1", 3), ("conv2", 1), ("conv3", 3), ("route", 1), ("tip", 3))
 
 
 @register(NAME)
@@ -117,6 +122,9 @@ class YOLOv3MobileNetV1(nn.Module):
       variant: backbone variant, ``'standard'`` or ``'rhs'``.
       neck_activation: activation after every neck conv (LeakyReLU 0.1, as YOLOv3).
       stem_stride: 2 (output strides 32/16/8) or 1 (16/8/4, for tiny inputs).
+      widths: explicit output channels of the 32 prunable layers (:meth:`prunable_layers`: the
+        backbone's 14, then each scale's conv0, conv1, conv2, conv3, route, tip); overrides
+        ``alpha`` and ``head_width`` there (the transitions keep the scale's neck width).
       input_channels: channels of the input images.
       layers: the :class:`LayerFactory` (dtype, depthwise implementation, compression hooks).
     """
@@ -129,6 +137,7 @@ class YOLOv3MobileNetV1(nn.Module):
     variant: str = "standard"
     neck_activation: str = "leaky_relu_0.1"
     stem_stride: int = 2
+    widths: tuple[int, ...] | None = None
     input_channels: int = 3
     layers: LayerFactory = LayerFactory()
 
@@ -139,12 +148,28 @@ class YOLOv3MobileNetV1(nn.Module):
         base.check_choice(NAME, "variant", self.variant, VARIANTS)
         base.check_choice(NAME, "head_conv", self.head_conv, HEAD_CONVS)
         activations.create(self.neck_activation)  # unknown names fail here, before tracing
+        self.resolved_widths()
         super().__post_init__()
 
     # --- structure ------------------------------------------------------------------------------
     def neck_channels(self) -> tuple[int, int, int]:
         """The neck widths ``c`` of the three scales, coarsest first."""
         return tuple(make_divisible(c * self.head_width, 8) for c in NECK_CHANNELS)
+
+    def prunable_layers(self) -> tuple[str, ...]:
+        """The 32 layers whose widths ``widths`` sets: the backbone's, then each detection
+        block's (the pointwise half of a separable 3x3). Transitions and outputs are kept."""
+        sep = "_pw" if self.head_conv == "separable" else ""
+        neck = tuple(f"neck{i}/{name}{sep if k == 3 else ''}" for i in range(len(TAPS))
+                     for name, k in BLOCK_CONVS)
+        return tuple(f"backbone/{n}" for n in v1.MobileNetV1.prunable_layers()) + neck
+
+    def resolved_widths(self) -> tuple[int, ...]:
+        """The 32 output channel counts (validated)."""
+        backbone = ([int(v1.STEM_CHANNELS * self.alpha)]
+                    + [int(c * self.alpha) for c, _ in v1.UNITS])
+        neck = [m * c for c in self.neck_channels() for m in (1, 2, 1, 2, 1, 2)]
+        return base.check_widths(NAME, self.prunable_layers(), self.widths, backbone + neck)
 
     def output_strides(self) -> tuple[int, int, int]:
         """Strides of the three outputs in pixels, coarsest first: (32, 16, 8) or (16, 8, 4)."""
@@ -176,9 +201,11 @@ class YOLOv3MobileNetV1(nn.Module):
 
     def setup(self) -> None:
         # only features() is called: the backbone's classifier head is never built
+        n = len(v1.MobileNetV1.prunable_layers())
         self.backbone = v1.MobileNetV1(num_classes=1, alpha=self.alpha,
                                        activation=self.activation, variant=self.variant,
                                        stem_stride=self.stem_stride,
+                                       widths=self.resolved_widths()[:n],
                                        input_channels=self.input_channels, layers=self.layers)
 
     @nn.compact
@@ -186,9 +213,11 @@ class YOLOv3MobileNetV1(nn.Module):
         self.check_images(x)
         feats = self.backbone.features(x, train)
         separable = self.head_conv == "separable"
+        widths = self.resolved_widths()[len(v1.MobileNetV1.prunable_layers()):]
         outputs, route = [], None
         for i, (tap, c) in enumerate(zip(TAPS, self.neck_channels())):
-            route, tip = NeckScale(c, separable, self.neck_activation, self.layers,
+            route, tip = NeckScale(tuple(widths[6 * i:6 * i + 6]), c, separable,
+                                   self.neck_activation, self.layers,
                                    name=f"neck{i}")(feats[tap], route, train)
             outputs.append(self.layers.conv(len(ANCHOR_MASKS[i]) * self.outputs_per_anchor(), 1,
                                             use_bias=True, name=f"head{i}")(tip, train=train))

@@ -75,7 +75,7 @@ def test_published_size_and_the_separable_saving():
 def test_three_output_maps_per_stride_with_anchor_channels():
     m = small()
     x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 64, 96, 3)), jnp.float32)
-    variables = m.init(jax.random.PRNGKey(0), x)
+    variables = jax.jit(m.init)(jax.random.PRNGKey(0), x)
     outs = jax.jit(lambda v, x: m.apply(v, x))(variables, x)
     assert [o.shape for o in outs] == [(2, 2, 3, 24), (2, 4, 6, 24), (2, 8, 12, 24)]
     assert m.output_strides() == (32, 16, 8) and m.neck_channels() == (128, 64, 32)
@@ -116,3 +116,36 @@ def test_image_sizes_must_be_multiples_of_the_coarsest_stride():
     with pytest.raises(ValidationError, match="multiples of 32"):
         m.init(jax.random.PRNGKey(0), jnp.zeros((1, 48, 64, 3)))
     assert len(v1.UNITS) == 13 and yolo.TAPS == ("unit13", "unit6", "unit4")
+
+
+@pytest.mark.parametrize("head_conv", ["standard", "separable"])
+def test_pruned_neck_compacts_to_the_same_outputs(head_conv):
+    """Channel groups trace through the route, upsample and concat: pruning the detection blocks
+    (PaddleSlim's 18 convs) and the backbone gives a compact model computing the same maps."""
+    from lightjax.prune import compact, groups as groups_lib, masking
+    from model_fixtures import random_variables
+
+    model = small(head_conv=head_conv, stem_stride=1)
+    groups = groups_lib.derive(model, (1, 32, 32, 3))
+    names = model.prunable_layers()
+    assert len(names) == 32 and all(groups[n].prunable for n in names[1:]), groups.describe()
+    assert not groups["backbone/stem"].prunable  # the first conv is kept, as in every model
+    assert not groups["head0"].prunable and not groups["neck1/transition/conv"].prunable
+    rng = np.random.default_rng(0)
+    gm = {}
+    for g in groups.groups:
+        m = np.ones(g.size, np.float32)
+        if g.prunable:
+            m[rng.choice(g.size, size=g.size // 2, replace=False)] = 0
+        gm[g.name] = m
+    net = masking.masked(model)
+    x = jnp.asarray(rng.standard_normal((2, 32, 32, 3)), jnp.float32)
+    variables = jax.jit(lambda v: masking.apply(v, groups, gm))(random_variables(net, x, False))
+    small_model, small_vars = compact.compact(net, variables, groups, gm, (1, 32, 32, 3))
+    halved = tuple(w // 2 for w in model.resolved_widths()[14:])
+    assert small_model.resolved_widths()[14:] == halved
+    full = jax.jit(lambda v, x: net.apply(v, x, False))(variables, x)
+    comp = jax.jit(lambda v, x: small_model.apply(v, x, False))(small_vars, x)
+    for a, b in zip(full, comp):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert cost.count(small_model, (1, 64, 64, 3)).macs < cost.count(model, (1, 64, 64, 3)).macs
