@@ -60,3 +60,14 @@ def check_train_mode_updates_batch_stats(runs):
     changed = jax.tree.leaves(jax.tree.map(lambda a, b: not np.allclose(a, b), old, new))
     assert all(changed)
     assert not np.allclose(runs["logits"], runs["train_logits"])  # batch statistics used
+
+
+def half_masks(groups, rng):
+    """Channel masks keeping a random half of every prunable group (whole groups otherwise)."""
+    out = {}
+    for g in groups.groups:
+        m = np.ones(g.size, np.float32)
+        if g.prunable:
+            m[rng.choice(g.size, size=g.size // 2, replace=False)] = 0
+        out[g.name] = m
+    return out

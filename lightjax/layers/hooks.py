@@ -59,31 +59,22 @@ def check(hook: Any, what: str, output: bool = False) -> None:
         ) from None
 
 
-def chain_outputs(*hooks: OutputHook | None) -> OutputHook | None:
-    """Compose output hooks left to right (each sees the same layer input), skipping ``None``."""
-    present: Sequence[OutputHook] = [h for h in hooks if h is not None]
-    if len(present) <= 1:
-        return present[0] if present else None
+def chain(*hooks: Any) -> Any:
+    """Compose hooks of one kind left to right, skipping ``None``; ``None`` when all are ``None``.
 
-    def chained(layer: Any, y: Array, x: Array, train: bool) -> Array:
-        for hook in present:
-            y = hook(layer, y, x, train)
-        return y
-
-    return chained
-
-
-def chain(*hooks: KernelHook | None) -> KernelHook | None:
-    """Compose hooks left to right, skipping ``None``; returns ``None`` when all are ``None``."""
-    present: Sequence[KernelHook] = [h for h in hooks if h is not None]
+    Each hook transforms the value (argument 2) and receives the remaining arguments unchanged:
+    ``(layer, value, train)`` for kernel and input hooks, ``(layer, y, x, train)`` for output
+    hooks (every output hook sees the same layer input ``x``).
+    """
+    present: Sequence[Callable[..., Array]] = [h for h in hooks if h is not None]
     if not present:
         return None
     if len(present) == 1:
         return present[0]
 
-    def chained(layer: Any, value: Array, train: bool) -> Array:
+    def chained(layer: Any, value: Array, *rest: Any) -> Array:
         for hook in present:
-            value = hook(layer, value, train)
+            value = hook(layer, value, *rest)
         return value
 
     return chained

@@ -142,7 +142,7 @@ def resolve(rules: Sequence[Rule], path: str, kind: str, *,
             if rule.pad_value is not None:
                 pad_value = rule.pad_value
     return Resolved(hooks.chain(*kernel_hooks), hooks.chain(*input_hooks), pad_value,
-                    hooks.chain_outputs(*output_hooks))
+                    hooks.chain(*output_hooks))
 
 
 def layer_kinds(model: nn.Module, input_shape: Sequence[int], **call_kwargs: Any) -> dict[str, str]:

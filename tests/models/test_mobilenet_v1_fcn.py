@@ -10,7 +10,7 @@ from lightjax.layers import LayerFactory
 from lightjax.models import mobilenet_v1_fcn as fcn
 from lightjax.prune import compact, groups as groups_lib, masking
 
-from model_fixtures import random_variables
+from model_fixtures import half_masks, random_variables
 
 NAME = "mobilenet_v1_fcn"
 XLA = LayerFactory(depthwise_impl="xla")
@@ -268,12 +268,7 @@ def test_channel_groups_tie_the_skip_projections_to_the_upsampling(traced):
 def test_compact_model_reproduces_the_masked_one(traced):
     model, groups = traced
     rng = np.random.default_rng(0)
-    gm = {}
-    for g in groups.groups:
-        m = np.ones(g.size, np.float32)
-        if g.prunable:
-            m[rng.choice(g.size, size=g.size // 2, replace=False)] = 0
-        gm[g.name] = m
+    gm = half_masks(groups, rng)
     net = masking.masked(model)
     # one compiled program instead of ~150 eager gathers
     variables = jax.jit(lambda v: masking.apply(v, groups, gm))(random_variables(net, X32, False))

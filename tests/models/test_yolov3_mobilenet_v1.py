@@ -123,7 +123,7 @@ def test_pruned_neck_compacts_to_the_same_outputs(head_conv):
     """Channel groups trace through the route, upsample and concat: pruning the detection blocks
     (PaddleSlim's 18 convs) and the backbone gives a compact model computing the same maps."""
     from lightjax.prune import compact, groups as groups_lib, masking
-    from model_fixtures import random_variables
+    from model_fixtures import half_masks, random_variables
 
     model = small(head_conv=head_conv, stem_stride=1)
     groups = groups_lib.derive(model, (1, 32, 32, 3))
@@ -132,12 +132,7 @@ def test_pruned_neck_compacts_to_the_same_outputs(head_conv):
     assert not groups["backbone/stem"].prunable  # the first conv is kept, as in every model
     assert not groups["head0"].prunable and not groups["neck1/transition/conv"].prunable
     rng = np.random.default_rng(0)
-    gm = {}
-    for g in groups.groups:
-        m = np.ones(g.size, np.float32)
-        if g.prunable:
-            m[rng.choice(g.size, size=g.size // 2, replace=False)] = 0
-        gm[g.name] = m
+    gm = half_masks(groups, rng)
     net = masking.masked(model)
     x = jnp.asarray(rng.standard_normal((2, 32, 32, 3)), jnp.float32)
     variables = jax.jit(lambda v: masking.apply(v, groups, gm))(random_variables(net, x, False))
