@@ -16,13 +16,14 @@ from lightjax import commands, errors
 from lightjax.commands import binarize as binarize_command
 from lightjax.commands import cost as cost_command
 from lightjax.commands import eval as eval_command
+from lightjax.commands import predict as predict_command
 from lightjax.commands import prune as prune_command
 from lightjax.commands import sensitivity as sensitivity_command
 from lightjax.commands import sweep as sweep_command
 from lightjax.commands import train as train_command
 
-COMMANDS = (train_command, eval_command, cost_command, prune_command, sensitivity_command,
-            binarize_command, sweep_command)
+COMMANDS = (train_command, eval_command, predict_command, cost_command, prune_command,
+            sensitivity_command, binarize_command, sweep_command)
 
 
 #: OS errors a user causes (a missing or unreadable file, a directory in the way); others are bugs.

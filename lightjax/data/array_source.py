@@ -36,8 +36,8 @@ class ArraySource:
     ``images`` (N, H, W, C) uint8 0..255 or float32 0..1; optional ``labels`` (N,), ``masks``
     (N, H, W) integer class ids (uint8 keeps memory low), and ``boxes`` (N, M, 4) with
     ``box_classes`` (N, M) in the layout of :mod:`lightjax.data.boxes` (real boxes first, class -1
-    after them). ``dropped_boxes`` counts boxes the builder could not fit into M (reported, never
-    silently lost).
+    after them), optionally with ``box_difficult`` (N, M) bool (False on padding). ``dropped_boxes``
+    counts boxes the builder could not fit into M (reported, never silently lost).
     """
 
     images: np.ndarray
@@ -46,6 +46,7 @@ class ArraySource:
     boxes: np.ndarray | None = None
     box_classes: np.ndarray | None = None
     dropped_boxes: int = 0
+    box_difficult: np.ndarray | None = None
     crops_at_decode = False
 
     def __post_init__(self):
@@ -76,12 +77,23 @@ class ArraySource:
             if not np.array_equal(self.box_classes >= 0, box_lib.real(self.box_classes, count)):
                 raise ValidationError("ArraySource: real boxes must come first in every row "
                                       "(box_classes >= 0, then -1 padding)")
+        if self.box_difficult is not None:
+            if self.boxes is None:
+                raise ValidationError("ArraySource: box_difficult needs boxes and box_classes")
+            self.box_difficult = np.asarray(self.box_difficult, bool)
+            if self.box_difficult.shape != self.box_classes.shape:
+                raise ValidationError(f"ArraySource: box_difficult must be (N, M) = "
+                                      f"{self.box_classes.shape}, got {self.box_difficult.shape}")
+            if (self.box_difficult & (self.box_classes < 0)).any():
+                raise ValidationError("ArraySource: box_difficult must be False on padding "
+                                      "entries (box_classes -1)")
 
     @property
     def fields(self) -> tuple[str, ...]:
         out = ("label",) if self.labels is not None else ()
         out += ("mask",) if self.masks is not None else ()
-        return out + (fields_lib.BOX_FIELDS if self.boxes is not None else ())
+        out += fields_lib.BOX_FIELDS if self.boxes is not None else ()
+        return out + (("box_difficult",) if self.box_difficult is not None else ())
 
     @property
     def max_boxes(self) -> int | None:
@@ -101,6 +113,8 @@ class ArraySource:
             out["boxes"] = self.boxes[indices]
             out["box_classes"] = self.box_classes[indices]
             out["box_count"] = (out["box_classes"] >= 0).sum(axis=1).astype(np.int32)
+        if self.box_difficult is not None:
+            out["box_difficult"] = self.box_difficult[indices]
         return out
 
 

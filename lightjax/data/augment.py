@@ -15,8 +15,8 @@ Policies (``augment=`` in :func:`lightjax.data.build`; ``'auto'`` picks the data
 Every geometric field moves with the pixels (:mod:`lightjax.data.fields`): a segmentation mask
 is flipped, padded with ``IGNORE_LABEL`` and cropped, or cut and resized nearest-neighbour; boxes
 are mirrored, shifted or mapped into the crop, clipped to the image, and boxes left with no area
-inside the image are removed (the rest move to the front, ``box_count`` follows). Labels are
-unchanged.
+inside the image are removed (the rest move to the front, ``box_count`` follows, and so do the
+per-box extras such as ``box_difficult``). Labels are unchanged.
 
 Padding happens in [0, 1] pixel space before normalization (black border), as torchvision's
 ``RandomCrop(32, padding=4)`` does. The random numbers of a batch are drawn for the whole GLOBAL
@@ -32,7 +32,7 @@ import numpy as np
 
 from lightjax.data import boxes as box_lib
 from lightjax.data import images as image_lib
-from lightjax.data.fields import IGNORE_LABEL
+from lightjax.data.fields import BOX_EXTRAS, IGNORE_LABEL
 from lightjax.errors import ValidationError
 
 POLICIES = ("none", "crop", "cifar", "flip", "inception_crop")
@@ -113,8 +113,15 @@ def flip(images: np.ndarray, flags: np.ndarray) -> np.ndarray:
     return out
 
 
-def _with_boxes(example: dict, boxes, classes, count) -> dict:
-    return {**example, "boxes": boxes, "box_classes": classes, "box_count": count}
+def _windowed(out: dict, example: dict, *where) -> dict:
+    """``out`` with the boxes of ``example`` (and their extras) mapped by
+    :func:`lightjax.data.boxes.window` ``(*where)``."""
+    extras = [k for k in BOX_EXTRAS if k in example]
+    boxes, classes, count, *moved = box_lib.window(
+        example["boxes"], example["box_classes"], example["box_count"], *where,
+        extras=tuple(example[k] for k in extras))
+    return {**out, "boxes": boxes, "box_classes": classes, "box_count": count,
+            **dict(zip(extras, moved))}
 
 
 def inception_crop(example: dict[str, np.ndarray], crops: np.ndarray) -> dict[str, np.ndarray]:
@@ -132,9 +139,7 @@ def inception_crop(example: dict[str, np.ndarray], crops: np.ndarray) -> dict[st
         out["mask"] = np.stack([image_lib.resize_nearest(
             image_lib.crop(example["mask"][i], cuts[i]), (h, w)) for i in range(n)])
     if "boxes" in example:
-        out = _with_boxes(out, *box_lib.window(example["boxes"], example["box_classes"],
-                                               example["box_count"], cuts[:, 0], cuts[:, 1],
-                                               cuts[:, 2], cuts[:, 3], (h, w)))
+        out = _windowed(out, example, cuts[:, 0], cuts[:, 1], cuts[:, 2], cuts[:, 3], (h, w))
     return out
 
 
@@ -149,10 +154,8 @@ def translate(example: dict[str, np.ndarray], offsets: np.ndarray, pad: int
         out["mask"] = pad_crop(example["mask"], offsets, pad, IGNORE_LABEL)
     if "boxes" in example:
         offsets = np.asarray(offsets).reshape(n, 2)
-        out = _with_boxes(out, *box_lib.window(example["boxes"], example["box_classes"],
-                                               example["box_count"], offsets[:, 0] - pad,
-                                               offsets[:, 1] - pad, np.full(n, h),
-                                               np.full(n, w), (h, w)))
+        out = _windowed(out, example, offsets[:, 0] - pad, offsets[:, 1] - pad, np.full(n, h),
+                        np.full(n, w), (h, w))
     return out
 
 

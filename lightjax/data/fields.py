@@ -2,18 +2,21 @@
 
 Every example is a dict of numpy arrays with a leading example axis ``n``:
 
-=============== ======= ============== =====================================================
-field           dtype   shape          meaning
-=============== ======= ============== =====================================================
-``image``       float32 (n, H, W, C)   pixels, [0, 1] from ``Source.load``; normalized in batches
-``label``       int32   (n,)           class (classification)
-``mask``        int32   (n, H, W)      per-pixel class; :data:`IGNORE_LABEL` = no label
-``boxes``       float32 (n, M, 4)      (x_min, y_min, x_max, y_max) as fractions of W / H
-``box_classes`` int32   (n, M)         class of each box; -1 on padded entries
-``box_count``   int32   (n,)           real boxes, always the first ``box_count`` entries
-=============== ======= ============== =====================================================
+================= ======= ============ =============================================================
+field             dtype   shape        meaning
+================= ======= ============ =============================================================
+``image``         float32 (n, H, W, C) pixels, [0, 1] from ``Source.load``; normalized in batches
+``label``         int32   (n,)         class (classification)
+``mask``          int32   (n, H, W)    per-pixel class; :data:`IGNORE_LABEL` = no label
+``boxes``         float32 (n, M, 4)    (x_min, y_min, x_max, y_max) as fractions of W / H
+``box_classes``   int32   (n, M)       class of each box; -1 on padded entries
+``box_count``     int32   (n,)         real boxes, always the first ``box_count`` entries
+``box_difficult`` bool    (n, M)       optional: ignored in evaluation (VOC difficult, COCO crowd)
+================= ======= ============ =============================================================
 
 ``M`` is the dataset's fixed ``max_boxes``; padded box entries are all-zero boxes of class -1.
+Per-box fields besides the class (:data:`BOX_EXTRAS`) are rearranged with the boxes whenever
+boxes are clipped away or truncated (:mod:`lightjax.data.boxes`, ``extras``).
 Batches add ``valid`` (bool (B,)): False on the rows that pad the last eval batch.
 """
 from __future__ import annotations
@@ -24,7 +27,8 @@ from lightjax.errors import ValidationError
 
 IGNORE_LABEL = 255  # mask value of pixels without a label (padding, out-of-range source values)
 BOX_FIELDS = ("boxes", "box_classes", "box_count")
-FIELDS = ("label", "mask") + BOX_FIELDS  # besides 'image' (and 'valid' in batches)
+BOX_EXTRAS = ("box_difficult",)  # optional (n, M) per-box fields that travel with the boxes
+FIELDS = ("label", "mask") + BOX_FIELDS + BOX_EXTRAS  # besides 'image' (and 'valid' in batches)
 TASKS = ("classification", "segmentation", "detection")
 TASK_FIELD = {"classification": ("label",), "segmentation": ("mask",), "detection": BOX_FIELDS}
 
@@ -49,6 +53,10 @@ def check_fields(fields: tuple[str, ...], task: str, where: str) -> None:
     if any(has_boxes) and not all(has_boxes):
         raise ValidationError(f"{where}: the box fields {', '.join(BOX_FIELDS)} come together, "
                               f"got {', '.join(fields)}")
+    extras = [f for f in BOX_EXTRAS if f in fields]
+    if extras and not all(has_boxes):
+        raise ValidationError(f"{where}: {', '.join(extras)} needs the box fields "
+                              f"{', '.join(BOX_FIELDS)}, got {', '.join(fields)}")
     if task not in TASKS:
         raise ValidationError(f"{where}: task must be one of {', '.join(TASKS)}, got {task!r}")
     if not set(TASK_FIELD[task]) <= set(fields):
@@ -73,4 +81,6 @@ def empty(field: str, n: int, image_shape: tuple[int, int, int],
         return np.full((n, max_boxes), -1, np.int32)
     if field == "box_count":
         return np.zeros((n,), np.int32)
+    if field == "box_difficult":
+        return np.zeros((n, max_boxes), bool)
     raise ValidationError(f"unknown field {field!r}; allowed: image, {', '.join(FIELDS)}")

@@ -4,6 +4,8 @@ Images travel as numpy arrays (H, W, C): ``uint8`` in 0..255 (decoded files, TFD
 ``float32`` in [0, 1] (the embedded digits). Resizing is bilinear (PIL), the same for every source.
 Segmentation masks travel as integer arrays (H, W) of class ids; they are decoded without any
 colour conversion and resized nearest-neighbour (:func:`resize_nearest`), so no new ids appear.
+Detection images may be letterboxed (:func:`letterbox`: aspect kept, grey padding); boxes follow
+with :func:`lightjax.data.boxes.letterbox`.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError,
                  Image.DecompressionBombError)
 
 EVAL_CROP_FRACTION = 0.875  # ImageNet eval: resize the shorter side to size/0.875, centre-crop
+LETTERBOX_FILL = 128  # uint8 grey of letterbox padding: 128/255 = 0.502 (ultralytics pads 114)
 
 
 def _mode(channels: int) -> str:
@@ -98,6 +101,31 @@ def center_crop_resize(image: np.ndarray, size: tuple[int, int],
     image = resize(image, (nh, nw))
     top, left = (nh - th) // 2, (nw - tw) // 2
     return crop(image, (top, left, th, tw))
+
+
+def letterbox_placement(image_hw: tuple[int, int], size: tuple[int, int]
+                        ) -> tuple[int, int, int, int]:
+    """(top, left, height, width) in pixels of a ``image_hw`` image letterboxed into ``size``:
+    scaled by ``r = min(H / h, W / w)`` to ``round(h * r) x round(w * r)`` (at least 1 pixel) and
+    centred (the odd pixel of padding goes to the bottom / right)."""
+    h, w = (int(v) for v in image_hw)
+    th, tw = (int(v) for v in size)
+    r = min(th / h, tw / w)
+    height, width = min(th, max(1, round(h * r))), min(tw, max(1, round(w * r)))
+    return (th - height) // 2, (tw - width) // 2, height, width
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int], fill: float | int = LETTERBOX_FILL
+              ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Resize (H, W, C) ``image`` into ``size`` keeping its aspect ratio (bilinear) and pad the
+    rest with ``fill`` (uint8 grey :data:`LETTERBOX_FILL`; give 0.5 for float images). Returns
+    (canvas, placement = (top, left, height, width) of the image in it, see
+    :func:`letterbox_placement`); map boxes with :func:`lightjax.data.boxes.letterbox`."""
+    placement = letterbox_placement(image.shape[:2], size)
+    top, left, height, width = placement
+    canvas = np.full((int(size[0]), int(size[1]), image.shape[-1]), fill, image.dtype)
+    canvas[top:top + height, left:left + width] = resize(image, (height, width))
+    return canvas, placement
 
 
 def to_float(images: np.ndarray) -> np.ndarray:

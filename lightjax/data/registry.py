@@ -14,7 +14,7 @@ _EXTRA = {"digits": digits.build, "shapes": shapes.build, "folder": folder.build
 
 def names() -> tuple[str, ...]:
     """The built-in dataset names; any other TFDS image-classification (or, with
-    ``task='segmentation'``, segmentation) name works too."""
+    ``task='segmentation'``/``task='detection'``, segmentation/detection) name works too."""
     return BUILTIN
 
 
@@ -41,8 +41,12 @@ def build(name: str, *, resolution: int | None = None, data_dir: str | None = No
     - ``'cifar10'``, ``'cifar100'``, ``'imagenet2012'`` and any TFDS image-classification name
       (``'name/config:version'`` too) prepared in ``data_dir``. Extra keywords: ``train_split``,
       ``eval_split``, ``in_memory``; ``task='segmentation'`` with ``num_classes=`` (and optional
-      ``mask_key=``, ``ignore_value=``) reads a TFDS segmentation dataset instead. See
-      :mod:`lightjax.data.tfds_source` and :mod:`lightjax.data.tfds_segmentation`.
+      ``mask_key=``, ``ignore_value=``) reads a TFDS segmentation dataset instead, and
+      ``task='detection'`` (optional ``max_boxes=``, ``resize=`` 'letterbox'/'stretch',
+      ``objects_key=``, ``difficult_key=``) a TFDS detection dataset: ``'voc/2007'``,
+      ``'voc/2012'``, ``'voc/2007+2012'`` (07+12 trainval, tested on 2007 test), ``'coco/2017'``.
+      See :mod:`lightjax.data.tfds_source`, :mod:`lightjax.data.tfds_segmentation` and
+      :mod:`lightjax.data.tfds_detection`.
 
     ``resolution`` (the resolution multiplier ρ as pixels per side) resizes every image to
     ``resolution x resolution``; ``augment`` is 'auto' (the dataset's policy) or one of

@@ -39,6 +39,9 @@ other names -> 'none' (choose explicitly: flips are wrong for digits, text, some
 
 ``task='segmentation'`` (with ``num_classes=``, optional ``mask_key=``, ``ignore_value=``) reads an
 image + segmentation-mask dataset instead: see :mod:`lightjax.data.tfds_segmentation`.
+``task='detection'`` (optional ``max_boxes=``, ``resize=``, ``objects_key=``,
+``difficult_key=``) reads an object-detection dataset — ``voc``, ``voc/2007+2012``,
+``coco/2017`` — with padded boxes: see :mod:`lightjax.data.tfds_detection`.
 """
 from __future__ import annotations
 
@@ -67,12 +70,13 @@ CHUNK = 1024
 WORKERS = min(8, os.cpu_count() or 1)
 
 
-def _base_name(name: str) -> str:
+def base_name(name: str) -> str:
+    """The dataset of a TFDS name: 'voc/2007:5.0.0' -> 'voc'."""
     return name.split("/")[0].split(":")[0]
 
 
 def _prepare_hint(name: str, root: str) -> str:
-    base = _base_name(name)
+    base = base_name(name)
     manual = ""
     if base == "imagenet2012":
         manual = (f" (ImageNet needs a manual download first: put ILSVRC2012_img_train.tar and "
@@ -214,10 +218,15 @@ def open_builder(name: str, data_dir: str | None):
         raise _unknown(name, data_dir, e) from None
     root = os.fspath(builder.data_dir_root)
     if not builder.is_prepared():
-        raise ValidationError(f"TFDS dataset {name!r} is not prepared in {root} (looked for "
-                         f"{builder.data_dir}); nothing is downloaded automatically: "
-                         f"{_prepare_hint(name, root)}")
+        raise not_prepared(name, root, builder.data_dir)
     return builder, root
+
+
+def not_prepared(name: str, root: str, looked_for) -> ValidationError:
+    """The error for a dataset missing from ``root``: it says how to prepare it."""
+    return ValidationError(f"TFDS dataset {name!r} is not prepared in {root} (looked for "
+                           f"{looked_for}); nothing is downloaded automatically: "
+                           f"{_prepare_hint(name, root)}")
 
 
 def resolve_splits(name: str, info, train_split: str, eval_split: str | None
@@ -226,7 +235,7 @@ def resolve_splits(name: str, info, train_split: str, eval_split: str | None
     else 'validation' (imagenet2012: 'validation')."""
     available = _split_names(info)
     if eval_split is None:
-        eval_split = next((s for s in (EVAL_SPLIT.get(_base_name(name)), "test", "validation")
+        eval_split = next((s for s in (EVAL_SPLIT.get(base_name(name)), "test", "validation")
                            if s in available), None)
         if eval_split is None:
             raise ValidationError(f"TFDS dataset {name!r} has neither a 'test' nor a 'validation' "
@@ -252,7 +261,7 @@ def check_random_access(name: str, builder, root: str, tf_fallback: bool,
         raise ValidationError(
             f"TFDS dataset {name!r} in {builder.data_dir} is stored as {info.file_format}, which "
             f"{why}; convert it once with `tfds convert_format "
-            f"--dataset_dir={root}/{_base_name(name)} --out_file_format=array_record` (needs "
+            f"--dataset_dir={root}/{base_name(name)} --out_file_format=array_record` (needs "
             f"tensorflow) or re-prepare it: {_prepare_hint(name, root)}")
     return random_access
 
@@ -277,26 +286,43 @@ def channels_of(name: str, image_feat, image_key: str) -> int:
 
 
 def build(name: str, *, data_dir: str | None = None, resolution: int | None = None,
-          augment: str = "auto", task: str = "classification", train_split: str = "train",
+          augment: str = "auto", task: str = "classification", train_split: str | None = None,
           eval_split: str | None = None, in_memory: bool | None = None,
           num_classes: int | None = None, mask_key: str | None = None,
-          ignore_value: int | None = None, mean: Any = None, std: Any = None) -> Dataset:
+          ignore_value: int | None = None, max_boxes: int | None = None,
+          resize: str | None = None, objects_key: str | None = None,
+          difficult_key: str | None = None, mean: Any = None, std: Any = None) -> Dataset:
     """A :class:`Dataset` over the TFDS dataset ``name`` prepared in ``data_dir``.
 
+    ``train_split`` defaults to 'train' (detection on voc: 'train+validation').
     ``task='segmentation'`` reads an image + segmentation-mask dataset with ``num_classes``,
-    ``mask_key`` and ``ignore_value`` (see :mod:`lightjax.data.tfds_segmentation`)."""
+    ``mask_key`` and ``ignore_value`` (see :mod:`lightjax.data.tfds_segmentation`);
+    ``task='detection'`` an object-detection dataset with ``max_boxes``, ``resize``,
+    ``objects_key`` and ``difficult_key`` (see :mod:`lightjax.data.tfds_detection`)."""
     import tensorflow_datasets as tfds
 
     augment_lib.check_policy(augment)
-    if task not in ("classification", "segmentation"):
-        raise ValidationError(f"task must be 'classification' or 'segmentation' for TFDS dataset "
-                              f"{name!r}, got {task!r}")
-    if task == "classification":
-        extra = [k for k, v in (("num_classes", num_classes), ("mask_key", mask_key),
-                                ("ignore_value", ignore_value)) if v is not None]
-        if extra:
-            raise ValidationError(f"{', '.join(extra)} only apply with task='segmentation'; a "
-                                  f"classification dataset takes its classes from the metadata")
+    if task not in ("classification", "segmentation", "detection"):
+        raise ValidationError(f"task must be 'classification', 'segmentation' or 'detection' for "
+                              f"TFDS dataset {name!r}, got {task!r}")
+    for only, options in (("segmentation", (("num_classes", num_classes), ("mask_key", mask_key),
+                                            ("ignore_value", ignore_value))),
+                          ("detection", (("max_boxes", max_boxes), ("resize", resize),
+                                         ("objects_key", objects_key),
+                                         ("difficult_key", difficult_key)))):
+        extra = [k for k, v in options if v is not None]
+        if extra and task != only:
+            raise ValidationError(f"{', '.join(extra)} only apply with task={only!r}, not "
+                                  f"task={task!r} (classification and detection datasets take "
+                                  f"their classes from the metadata)")
+    if task == "detection":
+        from lightjax.data import tfds_detection
+        return tfds_detection.build(
+            name, data_dir=data_dir, resolution=resolution, augment=augment,
+            train_split=train_split, eval_split=eval_split, in_memory=in_memory,
+            max_boxes=max_boxes, resize=resize, objects_key=objects_key,
+            difficult_key=difficult_key, mean=mean, std=std)
+    train_split = "train" if train_split is None else train_split
     builder, root = open_builder(name, data_dir)
     if task == "segmentation":
         from lightjax.data import tfds_segmentation
@@ -345,7 +371,7 @@ def build(name: str, *, data_dir: str | None = None, resolution: int | None = No
         if len(splits[key]) == 0:
             raise ValidationError(f"TFDS dataset {name!r}: split {split!r} is empty")
 
-    base = _base_name(name)
+    base = base_name(name)
     stat_mean, stat_std = STATS.get(base, (None, None)) if channels == 3 else (None, None)
     policy = POLICY.get(base, "none") if augment == "auto" else augment
     label = feat[label_key]

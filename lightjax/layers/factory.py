@@ -19,7 +19,7 @@ Per-layer hooks and padding constants are rules (:class:`lightjax.layers.rules.R
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -66,22 +66,26 @@ class LayerFactory:
         hooks.check(self.input_hook, "LayerFactory: input_hook")
         object.__setattr__(self, "rules", rules_lib.check_rules(self.rules, "LayerFactory: rules"))
 
-    def _common(self) -> dict[str, Any]:
+    def _common(self, bias_init: Callable | None = None) -> dict[str, Any]:
+        extra = {} if bias_init is None else {"bias_init": bias_init}
         return dict(kernel_hook=self.kernel_hook, input_hook=self.input_hook, rules=self.rules,
-                    dtype=self.dtype, param_dtype=self.param_dtype)
+                    dtype=self.dtype, param_dtype=self.param_dtype, **extra)
 
     def conv(self, features: int, kernel_size: int = 3, strides: int = 1,
-             use_bias: bool = False, name: str | None = None) -> nn.Module:
-        """Standard convolution (a 1x1 one becomes a matmul ``PointwiseConv``)."""
+             use_bias: bool = False, name: str | None = None,
+             bias_init: Callable | None = None) -> nn.Module:
+        """Standard convolution (a 1x1 one becomes a matmul ``PointwiseConv``); ``bias_init``:
+        the bias initializer (default zeros)."""
         if kernel_size == 1:
-            return self.pointwise(features, strides, use_bias, name)
+            return self.pointwise(features, strides, use_bias, name, bias_init)
         return conv_lib.Conv(features, kernel_size=kernel_size, strides=strides,
-                             use_bias=use_bias, padding=self.padding, name=name, **self._common())
+                             use_bias=use_bias, padding=self.padding, name=name,
+                             **self._common(bias_init))
 
     def pointwise(self, features: int, strides: int = 1, use_bias: bool = False,
-                  name: str | None = None) -> nn.Module:
+                  name: str | None = None, bias_init: Callable | None = None) -> nn.Module:
         return conv_lib.PointwiseConv(features, strides=strides, use_bias=use_bias, name=name,
-                                      **self._common())
+                                      **self._common(bias_init))
 
     def group_conv(self, features: int, groups: int, kernel_size: int = 1, strides: int = 1,
                    use_bias: bool = False, name: str | None = None) -> nn.Module:

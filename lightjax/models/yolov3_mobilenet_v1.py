@@ -33,6 +33,8 @@ Height and width must be multiples of the output stride (32; 16 with ``stem_stri
 """
 from __future__ import annotations
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -125,6 +127,10 @@ class YOLOv3MobileNetV1(nn.Module):
       widths: explicit output channels of the 32 prunable layers (:meth:`prunable_layers`: the
         backbone's 14, then each scale's conv0, conv1, conv2, conv3, route, tip); overrides
         ``alpha`` and ``head_width`` there (the transitions keep the scale's neck width).
+      objectness_prior: initial objectness probability of every prediction (the output biases
+        start at ``logit(objectness_prior)`` for objectness and ``logit(1 / num_classes)`` for
+        the classes, as RetinaNet and ultralytics' YOLO initialise them; PaddleDetection starts
+        at zero). Without it the ~1,000 negatives per image dominate the first epochs.
       input_channels: channels of the input images.
       layers: the :class:`LayerFactory` (dtype, depthwise implementation, compression hooks).
     """
@@ -138,6 +144,7 @@ class YOLOv3MobileNetV1(nn.Module):
     neck_activation: str = "leaky_relu_0.1"
     stem_stride: int = 2
     widths: tuple[int, ...] | None = None
+    objectness_prior: float = 0.01
     input_channels: int = 3
     layers: LayerFactory = LayerFactory()
 
@@ -147,6 +154,10 @@ class YOLOv3MobileNetV1(nn.Module):
         base.check_alpha(NAME, self.head_width, "head_width")
         base.check_choice(NAME, "variant", self.variant, VARIANTS)
         base.check_choice(NAME, "head_conv", self.head_conv, HEAD_CONVS)
+        if isinstance(self.objectness_prior, bool) or not isinstance(
+                self.objectness_prior, (int, float)) or not 0.0 < self.objectness_prior < 1.0:
+            raise ValidationError(f"{NAME}: objectness_prior must be a number in (0, 1), got "
+                                  f"{self.objectness_prior!r}")
         activations.create(self.neck_activation)  # unknown names fail here, before tracing
         self.resolved_widths()
         super().__post_init__()
@@ -188,6 +199,15 @@ class YOLOv3MobileNetV1(nn.Module):
         """Smallest valid image height/width (the coarsest stride)."""
         return self.output_strides()[0]
 
+    def _prior_bias(self, key, shape, dtype=jnp.float32) -> jax.Array:
+        """Output biases ``logit(objectness_prior)`` (objectness), ``logit(1 / C)`` (classes), 0
+        (box offsets), for each anchor (``key`` unused: deterministic)."""
+        del key
+        logit = lambda p: math.log(p / (1.0 - p))  # noqa: E731
+        per_anchor = [0.0] * 4 + [logit(self.objectness_prior)] + \
+            [logit(1.0 / max(self.num_classes, 2))] * self.num_classes
+        return jnp.asarray(per_anchor * (shape[0] // len(per_anchor)), dtype)
+
     # --- forward --------------------------------------------------------------------------------
     def check_images(self, x: jax.Array) -> None:
         """NHWC, ``input_channels`` channels, height and width multiples of the output stride."""
@@ -220,6 +240,7 @@ class YOLOv3MobileNetV1(nn.Module):
                                    self.neck_activation, self.layers,
                                    name=f"neck{i}")(feats[tap], route, train)
             outputs.append(self.layers.conv(len(ANCHOR_MASKS[i]) * self.outputs_per_anchor(), 1,
-                                            use_bias=True, name=f"head{i}")(tip, train=train))
+                                            use_bias=True, name=f"head{i}",
+                                            bias_init=self._prior_bias)(tip, train=train))
         return tuple(outputs)
 

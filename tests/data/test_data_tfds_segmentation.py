@@ -177,7 +177,10 @@ def test_segmentation_errors(data_dir):
         data.build(PETS, num_classes=3, ignore_value=255, **kw)
     with pytest.raises(ValueError, match="only apply with task='segmentation'"):
         data.build(PETS, data_dir=data_dir, num_classes=3)
-    with pytest.raises(ValueError, match="task must be 'classification' or 'segmentation'"):
+    with pytest.raises(ValueError, match="task must be 'classification', 'segmentation' or "
+                                         "'detection'"):
+        data.build(PETS, data_dir=data_dir, task="tracking")
+    with pytest.raises(ValueError, match="not an object-detection dataset"):
         data.build(PETS, data_dir=data_dir, task="detection")
     with pytest.raises(ValueError, match="not an image-classification dataset.*task='segm"):
         data.build(CITY, data_dir=data_dir)
