@@ -11,6 +11,13 @@ a fresh compilation would have produced. The cache lives in a temporary folder o
 (one per xdist worker; removed at exit), so no two processes write one cache entry at the same
 time; ``xla_cache.subprocess_env()`` hands it to a subprocess the test waits for.
 ``LIGHTJAX_TEST_COMPILATION_CACHE=0`` turns it off.
+
+XLA:CPU compiles the suite's programs with LLVM at optimization level 1
+(``--xla_backend_optimization_level=1`` in ``XLA_FLAGS``, inherited by subprocesses and notebook
+kernels; ``LIGHTJAX_TEST_XLA_OPT_LEVEL`` overrides, ``default`` leaves XLA's own): the tests run
+few steps of many small programs, so compiling dominates (the same trade the library makes for
+the state init, :func:`lightjax.train.step.init_compiler_options`). Convolutions and matmuls
+are library calls either way; every comparison in the suite is between programs compiled alike.
 """
 import atexit
 import os
@@ -18,6 +25,11 @@ import shutil
 import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+OPT_LEVEL = os.environ.get("LIGHTJAX_TEST_XLA_OPT_LEVEL", "1")
+if OPT_LEVEL != "default" and "xla_backend_optimization_level" not in os.environ.get(
+        "XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_backend_optimization_level={OPT_LEVEL}").strip()
 
 import jax  # noqa: E402
 

@@ -19,30 +19,14 @@ from lightjax.commands import predict as predict_lib
 from lightjax.data import draw, shapes
 from lightjax.data import images as image_lib
 from lightjax.detect import postprocess
-from lightjax.train import checkpoint, config as config_lib
 from lightjax.train import run as run_lib
 from lightjax.train import step as step_lib
-from lightjax.train.experiment import Experiment
+from run_fixtures import initial_run
 
 #: (height, width, PIL mode, format) of the saved test images; 32x32 is the runs' input size
 SHAPES = [(32, 32, "RGB", "png"), (48, 80, "RGB", "png"), (70, 40, "L", "png"),
           (50, 50, "RGBA", "png"), (36, 60, "RGB", "jpg")]
 THRESHOLD = 0.05  # an untrained network's scores are low: keep enough boxes to compare
-
-
-def _initial_run(workdir, config):
-    """A run directory whose checkpoint 0 is the config's initial state: ``(exp, state)``."""
-    cfg = config_lib.load(config)
-    exp = Experiment(cfg)
-    run_lib.claim(cfg, str(workdir))
-    state = exp.init_state()
-    ckpt = checkpoint.Checkpoints(str(workdir))
-    try:
-        ckpt.save(0, state)
-        ckpt.wait()
-    finally:
-        ckpt.close()
-    return exp, state
 
 
 def _images(folder, view):
@@ -70,7 +54,7 @@ def _predict(capsys, workdir, out, *inputs, extra=()):
 def detection(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict-det")
     work = root / "run"
-    run = _initial_run(work, "yolov3_mobilenet_v1_shapes:tiny")
+    run = initial_run(work, "yolov3_mobilenet_v1_shapes:tiny")
     paths = _images(root / "images", "det")
     (root / "images" / "notes.txt").write_text("not an image: directories skip it")
     out = root / "out"
@@ -86,7 +70,7 @@ def detection(tmp_path_factory):
 def segmentation(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict-seg")
     work = root / "run"
-    exp, state = _initial_run(work, "shapes_segmentation:tiny")
+    exp, state = initial_run(work, "shapes_segmentation:tiny")
     paths = _images(root / "images", "seg")
     out = root / "out"
     assert cli.main(["predict", "--workdir", str(work), *map(str, paths), "--out",
@@ -243,7 +227,7 @@ def test_overwrite_replaces_the_outputs_with_the_same_predictions(detection, cap
 
 
 def test_classification_top5_and_caption(tmp_path, capsys):
-    _initial_run(tmp_path / "run", "digits:tiny")
+    initial_run(tmp_path / "run", "digits:tiny")
     (path,) = _images(tmp_path / "images", "cls")[2:3]
     status, _, _ = _predict(capsys, tmp_path / "run", tmp_path / "out", path)
     assert status == 0

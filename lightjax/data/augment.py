@@ -169,6 +169,18 @@ def mirror(example: dict[str, np.ndarray], flags: np.ndarray) -> dict[str, np.nd
     return out
 
 
+def rescale(example: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Resize every image (bilinear) and mask (nearest) of an example dict to ``size`` =
+    (height, width); boxes (fractions of the image) are unchanged."""
+    out = {**example, "image": np.stack([image_lib.resize(im, size) for im in example["image"]])
+           if len(example["image"]) else np.zeros((0, *size, example["image"].shape[-1]),
+                                                  example["image"].dtype)}
+    if "mask" in example:
+        out["mask"] = np.stack([image_lib.resize_nearest(m, size) for m in example["mask"]]) \
+            if len(example["mask"]) else np.zeros((0, *size), example["mask"].dtype)
+    return out
+
+
 def apply(example: dict[str, np.ndarray] | np.ndarray, params: Params,
           crops_done: bool = False) -> dict[str, np.ndarray] | np.ndarray:
     """Apply drawn ``params`` to an example dict (``'image'`` float (N, H, W, C) in [0, 1] and

@@ -5,6 +5,7 @@ import inspect
 
 from lightjax.data import augment as augment_lib
 from lightjax.data import digits, folder, shapes, tfds_source
+from lightjax.data import source as source_lib
 from lightjax.data.source import Dataset
 from lightjax.errors import ValidationError
 
@@ -28,7 +29,7 @@ def _check_resolution(resolution) -> int | None:
 
 
 def build(name: str, *, resolution: int | None = None, data_dir: str | None = None,
-          root: str | None = None, augment: str = "auto", **kwargs) -> Dataset:
+          root: str | None = None, augment: str = "auto", multiscale=None, **kwargs) -> Dataset:
     """Build the dataset ``name``.
 
     - ``'digits'``: scikit-learn's digits, embedded, offline (``resolution`` default 32;
@@ -49,7 +50,9 @@ def build(name: str, *, resolution: int | None = None, data_dir: str | None = No
       :mod:`lightjax.data.tfds_detection`.
 
     ``resolution`` (the resolution multiplier ρ as pixels per side) resizes every image to
-    ``resolution x resolution``; ``augment`` is 'auto' (the dataset's policy) or one of
+    ``resolution x resolution``; ``multiscale=(smallest, largest, step)`` resizes each augmented
+    training batch to a size drawn from that range (YOLOv3: ``(320, 608, 32)``; evaluation stays
+    at ``resolution``; see :mod:`lightjax.data.source`); ``augment`` is 'auto' (the dataset's policy) or one of
     :data:`lightjax.data.augment.POLICIES`. Every source also takes ``mean=``/``std=`` to override
     the normalization. Bad names or arguments raise ValueError.
     """
@@ -67,6 +70,13 @@ def build(name: str, *, resolution: int | None = None, data_dir: str | None = No
     if unknown:
         raise ValidationError(f"dataset {name!r} does not take {', '.join(unknown)}; extra options: "
                          f"{', '.join(allowed) or 'none'}")
+    sizes = () if multiscale is None else source_lib.multiscale_sizes(multiscale)
+    dataset = _build(name, resolution, data_dir, root, augment, kwargs)
+    dataset.train_sizes = sizes
+    return dataset
+
+
+def _build(name, resolution, data_dir, root, augment, kwargs) -> Dataset:
     if name == "digits":
         return digits.build(resolution=32 if resolution is None else resolution,
                             augment=augment, **kwargs)

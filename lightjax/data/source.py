@@ -7,7 +7,12 @@ normalized, ``'valid'`` bool (B_local,), and the dataset's ``fields`` (:mod:`lig
 
 ``batch_size`` is the GLOBAL batch. With ``P`` processes every process yields the same number of
 batches and process ``p`` gets rows ``[p*B/P, (p+1)*B/P)`` of every global batch, so
-``jax.make_array_from_process_local_data`` assembles the global batch. The order is
+``jax.make_array_from_process_local_data`` assembles the global batch.
+
+Multi-scale training (``train_sizes``, e.g. YOLOv3's 320-608): each augmented training batch is
+resized (after augmentation; bilinear images, nearest-neighbour masks; boxes are fractions and
+stay) to one square size drawn from ``default_rng([seed, epoch, b, 2])``, the same for every
+process. A jitted train step compiles once per size (ten for 320..608 step 32) and reuses it. The order is
 ``np.random.default_rng([seed, epoch]).permutation(n)`` (or ``arange(n)`` unshuffled) and the
 augmentation of global batch ``b`` is drawn from ``default_rng([seed, epoch, b, 1])``: both are
 functions of (seed, epoch) only, so ``start_batch=k`` resumes an epoch exactly.
@@ -71,6 +76,9 @@ class Dataset:
     ignore_label: int | None = None
     #: M, the fixed number of box entries per example (datasets with boxes)
     max_boxes: int | None = None
+    #: multi-scale training: square sizes (pixels) one of which every augmented training batch is
+    #: resized to (see :func:`multiscale_sizes`); () keeps ``image_shape``
+    train_sizes: tuple[int, ...] = ()
 
     def __post_init__(self):
         self.fields = tuple(self.fields)
@@ -96,6 +104,7 @@ class Dataset:
                                       f"{source.max_boxes} box entries per example, expected "
                                       f"max_boxes={self.max_boxes}")
         self.image_shape = tuple(int(s) for s in self.image_shape)
+        self.train_sizes = tuple(int(v) for v in self.train_sizes)
         c = self.image_shape[-1]
         if len(self.mean) != c or len(self.std) != c:
             raise ValidationError(f"dataset {self.name!r}: mean/std need {c} values (one per channel), "
@@ -198,13 +207,20 @@ class Dataset:
                                       self.image_shape[0])
             lo, hi = min(lo_local, len(ids)), min(lo_local + local, len(ids))
             real = hi - lo
-            batch = {key: fields_lib.empty(key, local, self.image_shape, self.max_boxes)
+            shape = self.image_shape
+            if self.train_sizes and policy != "none":
+                side = self.train_sizes[np.random.default_rng([*seed_epoch, b, 2]).integers(
+                    len(self.train_sizes))]
+                shape = (side, side, shape[-1])
+            batch = {key: fields_lib.empty(key, local, shape, self.max_boxes)
                      for key in ("image",) + self.fields}
             batch["valid"] = np.zeros((local,), bool)
             if real:
                 part = params[slice(lo, hi)]
                 example = source.load(ids[lo:hi], part.crops if source.crops_at_decode else None)
                 example = augment_lib.apply(example, part, crops_done=source.crops_at_decode)
+                if shape != self.image_shape:
+                    example = augment_lib.rescale(example, shape[:2])
                 batch["image"][:real] = (example["image"] - mean) * inv_std
                 for key in self.fields:
                     batch[key][:real] = example[key]
@@ -215,6 +231,22 @@ class Dataset:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
         return (f"Dataset({self.name!r}, task={self.task!r}, num_classes={self.num_classes}, "
                 f"image_shape={self.image_shape}, {sizes}, augment={self.augment!r})")
+
+
+def multiscale_sizes(spec: Sequence[int], name: str = "multiscale") -> tuple[int, ...]:
+    """``(smallest, largest, step)`` pixels -> the sizes ``smallest, smallest + step, ...,
+    largest`` (YOLOv3's 320..608 in steps of 32 is ``(320, 608, 32)``); every size must be a
+    positive multiple of ``step``."""
+    try:
+        lo, hi, step = (int(v) for v in spec)
+        ok = all(float(v) == int(v) for v in spec) and 0 < lo <= hi and step > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or (hi - lo) % step:
+        raise ValidationError(f"{name} must be (smallest, largest, step) in pixels with "
+                              f"0 < smallest <= largest and largest - smallest a multiple of "
+                              f"step, e.g. (320, 608, 32); got {spec!r}")
+    return tuple(range(lo, hi + 1, step))
 
 
 def make_dataset(name: str, num_classes: int, splits: Mapping[str, Source],

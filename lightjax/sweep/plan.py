@@ -80,5 +80,9 @@ def check(groups: Sequence[Group], configs: Sequence[ml_collections.ConfigDict])
                 raise ValueError(f"train.plateau_patience={cfg.train.plateau_patience} stops one "
                                  f"run early; sweep members train their full epochs (set it to "
                                  f"0 in the sweep)")
+            if cfg.train.get("init_from"):
+                raise ValueError(f"train.init_from={cfg.train.init_from}: sweep members start "
+                                 f"from their own initialisation (warm-start with "
+                                 f"`lightjax train`, or prune/binarize init_from in a sweep)")
             for name in compression.SECTIONS:
                 compression.section_module(name).check(cfg)

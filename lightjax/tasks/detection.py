@@ -5,7 +5,8 @@ Batches carry ``boxes`` (N, M, 4) fractions, ``box_classes`` (N, M) and ``box_co
 optionally ``box_difficult`` (N, M) bool (VOC). Training: :func:`lightjax.detect.yolo_loss.loss`
 (``ignore_thresh``, ``label_smoothing``). Evaluation: decoding and class-aware NMS inside ``jit``
 (:mod:`lightjax.detect.postprocess`: ``score_threshold``, ``iou_threshold``,
-``max_detections``), then the evaluator gathers every image's detections and ground truth and
+``max_detections``), with ``anchors`` ((width, height) pixels of the input; default YOLOv3's
+COCO clusters) and ``anchor_masks`` (the anchor indices of each output, coarsest first), then the evaluator gathers every image's detections and ground truth and
 computes, over the whole split (:mod:`lightjax.detect.metrics`):
 
 - ``map50``: Pascal VOC mAP at IoU 0.5, 11-point (VOC2007; ``voc07=False``: all-point), the
@@ -75,7 +76,8 @@ class Detection(Task):
 
     def __init__(self, num_classes: int, ignore_thresh: float = 0.7,
                  label_smoothing: float = 0.0, score_threshold: float = 0.01,
-                 iou_threshold: float = 0.45, max_detections: int = 100, voc07: bool = True):
+                 iou_threshold: float = 0.45, max_detections: int = 100, voc07: bool = True,
+                 anchors=None, anchor_masks=None):
         super().__init__(num_classes)
         for name, value, lo, hi in (("ignore_thresh", ignore_thresh, 0.0, 1.0),
                                     ("label_smoothing", label_smoothing, 0.0, 0.999),
@@ -92,7 +94,9 @@ class Detection(Task):
         self.ignore_thresh, self.label_smoothing = float(ignore_thresh), float(label_smoothing)
         self.score_threshold, self.iou_threshold = float(score_threshold), float(iou_threshold)
         self.max_detections, self.voc07 = max_detections, bool(voc07)
-        self.anchors, self.masks = anchors_lib.ANCHORS, anchors_lib.ANCHOR_MASKS
+        self.anchors, self.masks = anchors_lib.check(
+            anchors_lib.ANCHORS if anchors is None else anchors,
+            anchors_lib.ANCHOR_MASKS if anchor_masks is None else anchor_masks)
 
     def check_output(self, shape: Sequence[Any], input_shape: Sequence[int], model: str) -> None:
         want = len(self.masks[0]) * (5 + self.num_classes)
@@ -102,7 +106,8 @@ class Detection(Task):
             raise ValidationError(
                 f"task 'detection' expects {len(self.masks)} prediction maps (batch, h, w, {want}) "
                 f"(3 anchors x (5 + {self.num_classes} classes)) but model {model} returns "
-                f"{shape}; use a detection model (yolov3_mobilenet_v1)")
+                f"{shape}; use a detection model (yolov3_mobilenet_v1: 3 outputs of 3 anchors, "
+                f"task.anchor_masks {[list(m) for m in self.masks]})")
 
     def _image_hw(self, batch: Batch) -> tuple[int, int]:
         return tuple(int(d) for d in batch["image"].shape[1:3])

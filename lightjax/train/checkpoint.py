@@ -93,6 +93,19 @@ class Checkpoints:
                       f"{self.workdir}/checkpoints.damaged/{latest} and resuming from checkpoint "
                       f"{steps[-1]}", file=sys.stderr)
 
+    def restore_raw(self, step: int | None = None) -> Any:
+        """The latest (or ``step``'s) checkpoint as saved, without a target structure: nested
+        dicts of numpy arrays (for reading another run's weights, e.g. a warm start)."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise ValidationError(f"no checkpoint in {self.directory}")
+        try:
+            return self.manager.restore(step, args=ocp.args.StandardRestore())
+        except Exception as err:  # noqa: BLE001 - truncated/missing files surface in many types
+            first = str(err).splitlines()[0] if str(err) else ""
+            raise Damaged(f"checkpoint {self.directory}/{step} could not be read "
+                          f"({type(err).__name__}: {first[:200]})") from None
+
     def _set_aside(self, step: int) -> None:
         """Move a damaged checkpoint out of the manager's directory (nothing is deleted)."""
         if jax.process_index() == 0:

@@ -13,13 +13,15 @@ def train_section(**overrides: Any) -> ml_collections.ConfigDict:
     ``plateau_patience`` (epochs; 0: off) stops a run early, finished, once the task's primary
     metric has not improved for that many epochs, counting from epoch ``plateau_after_epochs + 1``
     (SRB's final fine-tuning stage; :class:`lightjax.train.loop.Plateau`).
+    ``init_from`` (a run directory) warm-starts a new run from that run's matching tensors, e.g.
+    a detector's backbone from a classification run (:mod:`lightjax.train.warm_start`).
     """
     cfg = dict(
         epochs=200, batch_size=128, eval_batch_size=500, optimizer="sgd", lr=0.1, momentum=0.9,
         nesterov=False, weight_decay=5e-4, decay_depthwise=False, schedule="step",
         decay_epochs=(60, 120, 160), decay_factor=0.2, warmup_epochs=0.0, label_smoothing=0.0,
         dtype="float32", seed=0, activation_init=None, checkpoint_every_epochs=5, keep_checkpoints=2,
-        log_every_steps=50, plateau_patience=0, plateau_after_epochs=0)
+        log_every_steps=50, plateau_patience=0, plateau_after_epochs=0, init_from=None)
     unknown = set(overrides) - set(cfg)
     if unknown:
         raise ValidationError(f"unknown train option(s): {', '.join(sorted(unknown))}")

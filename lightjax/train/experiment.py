@@ -182,6 +182,11 @@ class Experiment:
         # one output: its shape; several (e.g. detection maps per scale): a tuple of shapes
         shapes = jax.tree.map(lambda s: tuple(s.shape), shape)
         self.task.check_output(shapes, self.input_shape, self.cfg.model.name)
+        check_images = getattr(model, "check_images", None)
+        for side in self.dataset.train_sizes:  # multi-scale: every size, before anything runs
+            if check_images is not None:
+                check_images(jax.ShapeDtypeStruct((1, side, side, self.input_shape[-1]),
+                                                  jnp.float32))
 
     # --- state --------------------------------------------------------------------------------
     def init_state(self) -> step_lib.TrainState:

@@ -25,6 +25,7 @@ import ml_collections
 
 from lightjax.errors import ValidationError
 from lightjax.train import checkpoint, config as config_lib, loop as loop_lib, optimizer
+from lightjax.train import warm_start
 from lightjax.train import step as step_lib
 from lightjax.train import workdir as workdir_lib
 from lightjax.train.experiment import Experiment
@@ -91,6 +92,11 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, progress: bool = True,
             state = exp.init_state()
             if ckpt.latest_step() is not None:
                 state = jax.device_put(ckpt.restore(state), exp.replicated)
+            elif t.get("init_from"):
+                state, report = warm_start.merge(state, warm_start.source_tensors(t.init_from))
+                state = jax.device_put(state, exp.replicated)
+                if main:
+                    print(f"lightjax: {report.line(t.init_from)}", file=sys.stderr)
             start = int(state.step)
             seconds = _elapsed(workdir)
             loop = loop_lib.Loop(

@@ -6,6 +6,7 @@ and what was given.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import ml_collections
@@ -47,6 +48,11 @@ def check_train(t: ml_collections.ConfigDict) -> None:
         raise ValidationError(f"train.plateau_after_epochs ({t.plateau_after_epochs}) must be "
                               f"less than train.epochs ({t.epochs})")
     _number(s, "lr", t.get("lr"), 0.0, low_open=True)
+    init_from = t.get("init_from")
+    if init_from is not None and (not isinstance(init_from, str) or not os.path.isfile(
+            os.path.join(init_from, "config.json"))):
+        raise ValidationError(f"train.init_from must be the directory of a lightjax run (with "
+                              f"config.json and checkpoints), got {init_from!r}")
     for name, high in (("momentum", 1.0), ("label_smoothing", 1.0)):
         if t.get(name) is not None:
             _number(s, name, t.get(name), 0.0, high)

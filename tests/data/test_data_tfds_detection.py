@@ -371,3 +371,21 @@ def test_detection_options_are_checked(data_dir):
         data.build("voc/2007", difficult_key="pose", **kw)
     ds = data.build("voc/2007", difficult_key="is_truncated", resolution=8, **kw)
     assert not all_fields(ds, "train", 8)["box_difficult"].any()  # none is truncated
+
+
+def test_voc_config_builds_on_prepared_voc(data_dir):
+    """``configs/yolov3_mobilenet_v1_voc.py`` (the published recipe) lines up with TFDS voc:
+    20 classes, VOC07 scoring, multi-scale sizes the model takes; nothing is compiled."""
+    from lightjax.train import config as config_lib
+    from lightjax.train import experiment
+
+    cfg = config_lib.load("yolov3_mobilenet_v1_voc")
+    assert cfg.data.name == "voc/2007+2012" and tuple(cfg.data.multiscale) == (320, 608, 32)
+    assert (cfg.train.batch_size, cfg.train.lr, tuple(cfg.train.decay_epochs)) == \
+        (64, 1e-3, (216, 243))
+    cfg.data.data_dir = str(data_dir)
+    cfg.train.batch_size = 4
+    exp = experiment.Experiment(cfg)
+    assert exp.dataset.num_classes == 20 and exp.task.voc07
+    assert exp.dataset.train_sizes == tuple(range(320, 609, 32))
+    assert exp.dataset.image_shape == (416, 416, 3)

@@ -36,7 +36,8 @@ def tables(tmp_path_factory):
     for name, (devices, extra) in runs.items():
         env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_ENABLE_X64="1",
                    JAX_DEFAULT_MATMUL_PRECISION="highest",
-                   XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+                   XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} "
+                             f"--xla_force_host_platform_device_count={devices}".strip())
         workdir = root / name.split("_")[0]
         procs[name] = subprocess.Popen(
             [sys.executable, "-m", "lightjax", "sweep", SWEEP, "--workdir", str(workdir),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lightjax import cli, tasks
+from lightjax.detect import anchors as anchors_lib
 from lightjax.errors import ValidationError
 from lightjax.train import config as config_lib
 from lightjax.train import run as run_lib
@@ -53,15 +54,42 @@ def test_output_check_and_options():
     with pytest.raises(ValidationError, match="task.ignore_thresh"):
         tasks.create("detection", num_classes=5, ignore_thresh=1.5)
     with pytest.raises(ValidationError, match="does not take"):
-        tasks.create("detection", num_classes=5, anchors=3)
+        tasks.create("detection", num_classes=5, anchor_count=3)
     assert "detection" in tasks.names() and task.primary == "map50"
 
 
+@pytest.mark.parametrize("anchors,masks,message", [
+    (3, None, "task.anchors must be a list of"),
+    ([[10, 13], [0, 5]], None, "task.anchors must be a list of"),
+    ([[10, 13], [float("nan"), 5]], None, "task.anchors must be a list of"),
+    (None, [[6, 7, 8], [3, 4, 5], [0, 1, 9]], "indices into the 9 anchors"),
+    (None, [[6, 7, 8], [3, 4, 5], [0, 1]], "the same number of distinct"),
+    (None, [[6, 7, 8], [3, 4, 5], [0, 1, 1]], "the same number of distinct"),
+    ([[10, 13]], None, "indices into the 1 anchors"),
+])
+def test_unknown_anchor_layouts_are_refused_in_one_line(anchors, masks, message):
+    with pytest.raises(ValidationError, match=message) as err:
+        tasks.create("detection", num_classes=5, anchors=anchors, anchor_masks=masks)
+    assert "\n" not in str(err.value)
+
+
+def test_custom_anchors_are_used_and_a_layout_the_model_lacks_is_refused():
+    scaled = [[w / 2, h / 2] for w, h in anchors_lib.ANCHORS]
+    task = tasks.create("detection", num_classes=5, anchors=scaled)
+    assert task.anchors[0] == (5.0, 6.5) and task.masks == anchors_lib.ANCHOR_MASKS
+    two = tasks.create("detection", num_classes=5, anchor_masks=[[3, 4, 5], [0, 1, 2]])
+    with pytest.raises(ValidationError, match="expects 2 prediction maps.*3 outputs of 3"):
+        two.check_output(((2, 2, 2, 30), (2, 4, 4, 30), (2, 8, 8, 30)), (2, 64, 64, 3),
+                         "yolov3_mobilenet_v1")
+
+
 def test_tiny_yolov3_run_trains_evaluates_and_reloads(tmp_path, capsys):
-    """Through the one training loop: the YOLOv3 loss decreases within the run, detections are
-    scored over the test split (mAP, COCO AP), and ``lightjax eval`` reproduces the figures."""
+    """Through the one training loop (multi-scale): the YOLOv3 loss decreases within the run,
+    detections are scored over the test split (mAP, COCO AP), and ``lightjax eval`` reproduces
+    the figures."""
     cfg = config_lib.override(config_lib.load("yolov3_mobilenet_v1_shapes:tiny"),
                               ["--config.train.epochs=2"])
+    cfg.data.multiscale = (32, 64, 32)  # multi-scale training: each batch 32x32 or 64x64
     work = tmp_path / "det"
     summary = run_lib.train(cfg, str(work), progress=False)
     assert summary["task"] == "detection" and summary["metric"] == "map50"
@@ -73,3 +101,18 @@ def test_tiny_yolov3_run_trains_evaluates_and_reloads(tmp_path, capsys):
     assert cli.main(["eval", "--workdir", str(work)]) == 0
     out = capsys.readouterr().out
     assert f"mAP@0.5 {100 * summary['map50']:.2f}%" in out
+
+
+def test_a_detection_sweep_is_one_vmapped_group(tmp_path):
+    """The bundled lr x seed sweep of the shapes demo (tiny): two members, one group, one compiled
+    program; each member is scored by mAP and the members differ."""
+    from lightjax.sweep import plan, runner, spec
+
+    sweep = spec.load("yolov3_shapes_lr:tiny")
+    assert len(plan.plan(sweep)) == 1
+    rows = runner.run(sweep, str(tmp_path / "sweep"), progress=False)
+    assert [r["config"]["train.lr"] for r in rows] == [1e-3, 2e-3]
+    assert all(r["status"] == "finished" and r["metric"] == "map50" for r in rows)
+    assert rows[0]["group"] == rows[1]["group"] and rows[0]["members_in_group"] == 2
+    assert all(0.0 <= r["map50"] <= 1.0 for r in rows) and rows[0]["loss"] != rows[1]["loss"]
+    assert "map50" in runner.format_table(rows).splitlines()[0]
