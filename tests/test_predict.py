@@ -54,7 +54,9 @@ def _predict(capsys, workdir, out, *inputs, extra=()):
 def detection(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict-det")
     work = root / "run"
-    run = initial_run(work, "yolov3_mobilenet_v1_shapes:tiny")
+    # untrained: start objectness at 0.5 (not the 0.01 prior) so that boxes pass the threshold
+    run = initial_run(work, "yolov3_mobilenet_v1_shapes:tiny",
+                      ["--config.model.objectness_prior=0.5"])
     paths = _images(root / "images", "det")
     (root / "images" / "notes.txt").write_text("not an image: directories skip it")
     out = root / "out"

@@ -13,6 +13,8 @@ def train_section(**overrides: Any) -> ml_collections.ConfigDict:
     ``plateau_patience`` (epochs; 0: off) stops a run early, finished, once the task's primary
     metric has not improved for that many epochs, counting from epoch ``plateau_after_epochs + 1``
     (SRB's final fine-tuning stage; :class:`lightjax.train.loop.Plateau`).
+    ``eval_every_epochs``: evaluate on the test split (and log ``test_*``) every that many epochs
+    and after the last (0: after the last only).
     ``init_from`` (a run directory) warm-starts a new run from that run's matching tensors, e.g.
     a detector's backbone from a classification run (:mod:`lightjax.train.warm_start`).
     """
@@ -21,7 +23,8 @@ def train_section(**overrides: Any) -> ml_collections.ConfigDict:
         nesterov=False, weight_decay=5e-4, decay_depthwise=False, schedule="step",
         decay_epochs=(60, 120, 160), decay_factor=0.2, warmup_epochs=0.0, label_smoothing=0.0,
         dtype="float32", seed=0, activation_init=None, checkpoint_every_epochs=5, keep_checkpoints=2,
-        log_every_steps=50, plateau_patience=0, plateau_after_epochs=0, init_from=None)
+        log_every_steps=50, plateau_patience=0, plateau_after_epochs=0, init_from=None,
+        eval_every_epochs=1)
     unknown = set(overrides) - set(cfg)
     if unknown:
         raise ValidationError(f"unknown train option(s): {', '.join(sorted(unknown))}")

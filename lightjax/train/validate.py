@@ -41,9 +41,12 @@ def check_train(t: ml_collections.ConfigDict) -> None:
         if t.get(name) is not None:
             _int(s, name, t.get(name), 1)
     _int(s, "seed", t.get("seed", 0), 0)
-    for name in ("plateau_patience", "plateau_after_epochs"):
+    for name in ("plateau_patience", "plateau_after_epochs", "eval_every_epochs"):
         if t.get(name) is not None:
             _int(s, name, t.get(name), 0)
+    if t.get("plateau_patience") and int(t.get("eval_every_epochs", 1) or 0) != 1:
+        raise ValidationError(f"train.plateau_patience needs an evaluation every epoch "
+                              f"(train.eval_every_epochs=1, got {t.eval_every_epochs})")
     if int(t.get("plateau_after_epochs", 0) or 0) >= t.epochs:
         raise ValidationError(f"train.plateau_after_epochs ({t.plateau_after_epochs}) must be "
                               f"less than train.epochs ({t.epochs})")

@@ -88,7 +88,7 @@ def test_tiny_yolov3_run_trains_evaluates_and_reloads(tmp_path, capsys):
     detections are scored over the test split (mAP, COCO AP), and ``lightjax eval`` reproduces
     the figures."""
     cfg = config_lib.override(config_lib.load("yolov3_mobilenet_v1_shapes:tiny"),
-                              ["--config.train.epochs=2"])
+                              ["--config.train.epochs=2", "--config.train.eval_every_epochs=2"])
     cfg.data.multiscale = (32, 64, 32)  # multi-scale training: each batch 32x32 or 64x64
     work = tmp_path / "det"
     summary = run_lib.train(cfg, str(work), progress=False)
@@ -97,6 +97,7 @@ def test_tiny_yolov3_run_trains_evaluates_and_reloads(tmp_path, capsys):
     rows = [json.loads(line) for line in open(work / "metrics.jsonl")]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert {"train_loss_obj", "train_loss_xy", "test_map50", "test_coco_ap"} <= set(rows[-1])
+    assert "test_map50" not in rows[0]  # train.eval_every_epochs=2: evaluated after epoch 2
     capsys.readouterr()
     assert cli.main(["eval", "--workdir", str(work)]) == 0
     out = capsys.readouterr().out

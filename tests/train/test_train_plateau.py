@@ -82,3 +82,9 @@ def test_srb_patience_sets_the_final_stage_plateau_and_bad_values_fail():
     from lightjax.train import validate
     with pytest.raises(ValidationError, match="plateau_after_epochs"):
         validate.check_train(bad.train)
+    sparse = config_lib.override(base, ["--config.train.plateau_patience=2",
+                                        "--config.train.eval_every_epochs=2"])
+    with pytest.raises(ValidationError, match="needs an evaluation every epoch"):
+        validate.check_train(sparse.train)
+    with pytest.raises(ValidationError, match="eval_every_epochs"):
+        validate.check_train(config_lib.override(base, ["--config.train.eval_every_epochs=-1"]).train)
