@@ -113,3 +113,70 @@ def load_lightjax_variables(model: MobileNetV1, variables: Mapping[str, Any]) ->
                           stats[f"unit{i}"][part])
     _copy(model.fc.weight, np.asarray(params["head"]["fc"]["kernel"]).T)
     _copy(model.fc.bias, params["head"]["fc"]["bias"])
+
+
+class LeakyConvBN(nn.Sequential):
+    """conv (no bias) -> BatchNorm -> LeakyReLU(0.1), the YOLOv3 neck's unit; a 3x3 one is split
+    into depthwise + pointwise units when ``separable``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 separable: bool = False) -> None:
+        super().__init__()
+        if separable and kernel_size > 1:
+            self.dw = LeakyConvBN(in_channels, in_channels, kernel_size, False)
+            self.dw.conv = nn.Conv2d(in_channels, in_channels, kernel_size,
+                                     padding=kernel_size // 2, groups=in_channels, bias=False)
+            self.pw = LeakyConvBN(in_channels, out_channels, 1)
+            return
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
+                              bias=False)
+        self.bn = nn.BatchNorm2d(out_channels, eps=1e-5, momentum=0.1)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+
+
+class YOLOv3MobileNetV1(nn.Module):
+    """``lightjax.models.yolov3_mobilenet_v1`` in PyTorch (NCHW): the MobileNetV1 backbone above
+    tapped after units 4/6/13, per scale a detection block 1x1(c) 3x3(2c) 1x1(c) 3x3(2c) 1x1(c)
+    (widths as lightjax's ``widths[14:]``), tip 3x3, a 1x1 output (with bias) of
+    ``3 * (5 + num_classes)``, and the route 1x1 + nearest 2x upsample + concat."""
+
+    TAPS = (13, 6, 4)
+
+    def __init__(self, num_classes: int, alpha: float, neck_widths: tuple[int, ...],
+                 transitions: tuple[int, int], separable: bool) -> None:
+        super().__init__()
+        self.backbone = MobileNetV1(num_classes=1, alpha=alpha)
+        self.backbone.fc = nn.Identity()  # only the features are used
+        taps = [int(UNITS[t - 1][0] * alpha) for t in self.TAPS]
+        self.blocks, self.tips, self.heads, self.transitions = (nn.ModuleList() for _ in range(4))
+        route = 0
+        for i, tap in enumerate(taps):
+            w = neck_widths[6 * i:6 * i + 6]
+            channels = tap + (transitions[i - 1] if i else 0)
+            if i:
+                self.transitions.append(LeakyConvBN(route, transitions[i - 1], 1))
+            layers = []
+            for k, (width, kernel) in enumerate(zip(w[:5], (1, 3, 1, 3, 1))):
+                layers.append(LeakyConvBN(channels, width, kernel, separable))
+                channels = width
+            self.blocks.append(nn.Sequential(*layers))
+            self.tips.append(LeakyConvBN(channels, w[5], 3, separable))
+            self.heads.append(nn.Conv2d(w[5], 3 * (5 + num_classes), 1))
+            route = channels
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        feats = {}
+        x = self.backbone.stem(x)
+        for i, unit in enumerate(self.backbone.units, start=1):
+            x = unit(x)
+            feats[i] = x
+        outputs, route = [], None
+        for i, tap in enumerate(self.TAPS):
+            x = feats[tap]
+            if route is not None:
+                up = nn.functional.interpolate(self.transitions[i - 1](route), scale_factor=2,
+                                               mode="nearest")
+                x = torch.cat([up, x], dim=1)
+            route = self.blocks[i](x)
+            outputs.append(self.heads[i](self.tips[i](route)))
+        return tuple(outputs)
