@@ -52,7 +52,7 @@ from lightjax.data import shapes_render, shapes_scenes
 from lightjax.data.array_source import ArraySource
 from lightjax.data.shapes_render import KINDS, MAX_SHAPES
 from lightjax.data.shapes_scenes import COLOURS, DIFFICULTIES
-from lightjax.data.source import Dataset, make_dataset
+from lightjax.data.source import Dataset, check_int, make_dataset
 from lightjax.errors import ValidationError
 
 VIEWS = ("segmentation", "detection", "classification")
@@ -103,9 +103,7 @@ def generate(family: str, difficulty: str, split: str, n: int, seed: int, resolu
 
 
 def _check_int(label: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValidationError(f"shapes: {label} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return check_int(f"shapes: {label}", value, low)
 
 
 def _source(view: str, arrays: dict[str, np.ndarray], max_boxes: int) -> ArraySource:

@@ -34,9 +34,17 @@ from lightjax.data import fields as fields_lib
 from lightjax.data.array_source import ArraySource, Source, channel_stats
 from lightjax.errors import ValidationError
 
-__all__ = ["ArraySource", "Dataset", "Source", "channel_stats", "make_dataset"]
+__all__ = ["ArraySource", "Dataset", "Source", "channel_stats", "check_int", "make_dataset"]
 
 EVAL_ALIASES = ("test", "val", "validation", "eval")
+
+
+def check_int(label: str, value: object, low: int) -> int:
+    """``value`` as an int if it is an integer (not a bool) >= ``low``, else a one-line
+    ``ValidationError`` naming ``label``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValidationError(f"{label} must be an integer >= {low}, got {value!r}")
+    return int(value)
 
 
 def _positive_int(name: str, value: object) -> int:

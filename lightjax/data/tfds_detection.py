@@ -66,7 +66,7 @@ from lightjax.data import images as image_lib
 from lightjax.data import tfds_source
 from lightjax.data.array_source import ArraySource
 from lightjax.data.fields import BOX_FIELDS
-from lightjax.data.source import Dataset, make_dataset
+from lightjax.data.source import Dataset, check_int, make_dataset
 from lightjax.errors import ValidationError
 
 DEFAULT_RESOLUTION = 416
@@ -366,12 +366,6 @@ def _annotated_sample(records, decoder: Decoder) -> int:
                for r in records.__getitems__([int(i) for i in idx]))
 
 
-def _check_int(label: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValidationError(f"{label} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _default(table: dict, info) -> Any:
     return next((table[k] for k in (f"{info.name}/{info.config_name}", info.name) if k in table),
                 None)
@@ -390,7 +384,7 @@ def build(name: str, *, data_dir: str | None = None, resolution: int | None = No
     resize = "letterbox" if resize is None else resize
     if resize not in RESIZES:
         raise ValidationError(f"resize must be one of {', '.join(RESIZES)}, got {resize!r}")
-    res = _check_int("resolution", DEFAULT_RESOLUTION if resolution is None else resolution, 1)
+    res = check_int("resolution", DEFAULT_RESOLUTION if resolution is None else resolution, 1)
     size = (res, res)
     parts = parse_name(name)
     opened = [open_builder(part, data_dir) for part in parts]
@@ -401,7 +395,7 @@ def build(name: str, *, data_dir: str | None = None, resolution: int | None = No
     num_classes = int(label_feat.num_classes)
     channels = tfds_source.channels_of(parts[0], first.features[keys.image], keys.image)
     base = tfds_source.base_name(parts[0])
-    max_boxes = _check_int("max_boxes", MAX_BOXES.get(base, DEFAULT_MAX_BOXES)
+    max_boxes = check_int("max_boxes", MAX_BOXES.get(base, DEFAULT_MAX_BOXES)
                            if max_boxes is None else max_boxes, 1)
 
     # -- splits of every part: train from each, eval from the first ---------------------------
