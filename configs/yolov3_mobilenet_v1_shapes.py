@@ -31,8 +31,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         stem_stride=2))
     cfg.data = ml_collections.ConfigDict(dict(
         name="shapes", view="detection", difficulty="easy", resolution=128,
-        train_size=2000, test_size=500, augment="auto"))
-    cfg.task = ml_collections.ConfigDict(dict(name="detection", ignore_thresh=0.7))
+        train_size=2000, test_size=500, augment="auto", multiscale=None))
+    cfg.task = ml_collections.ConfigDict(dict(name="detection", ignore_thresh=0.7, anchors=None,
+                                              anchor_masks=None))
     cfg.train = train_section(
         epochs=20, batch_size=32, eval_batch_size=250, optimizer="adam", lr=3e-3,
         weight_decay=5e-5, schedule="cosine", decay_epochs=(), warmup_epochs=1.0,
