@@ -178,6 +178,17 @@ def test_model_hyperparameters_the_config_leaves_at_default_can_be_overridden():
         config_lib.override(config_lib.load("digits"), ["--config.model.layers=1"])
 
 
+def test_task_options_the_config_leaves_at_default_can_be_overridden():
+    cfg = config_lib.load("yolov3_mobilenet_v1_shapes:tiny")
+    assert "score_threshold" not in cfg.task
+    config_lib.override(cfg, ["--config.task.score_threshold=0.2",
+                              "--config.task.max_detections=10"])
+    assert cfg.task.score_threshold == 0.2 and cfg.task.max_detections == 10
+    with pytest.raises(ValueError, match="no field 'nms'.*an option of detection: .*"
+                                         "score_threshold"):
+        config_lib.override(cfg, ["--config.task.nms=0.5"])
+
+
 def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "lightjax", "cost", "--model", "mobilenet_v1",
                            "--alpha", "0.25", "--json"], capture_output=True, text=True,

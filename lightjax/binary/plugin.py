@@ -20,7 +20,8 @@ and +-1 inputs; ``input_scale=True`` adds XNOR-Net's input scale ``K``, the chan
 averaged over each kernel window, multiplying the result per output position:
 :class:`~lightjax.binary.hooks.InputScale`), ``'horq'`` (``alpha`` and the order-``order`` residual input approximation). ``layers``:
 a regular expression on module paths (default ``None``: every conv/dense layer but the first and
-the last, which stay full precision). ``activation``: the model's activation while binarizing
+the output layers — the last, or a model's ``output_layers()`` such as YOLOv3's three heads —
+which stay full precision). ``activation``: the model's activation while binarizing
 (``None``: ``'identity'`` when every layer but the first and the last gets order-1 binary inputs —
 the sign of a ReLU output is always +1, so XNOR-Net and BNN blocks drop the ReLU and use the sign
 as the non-linearity — and the model's own otherwise, e.g. when ``layers`` picks a few layers; ``'model'``: keep the model's; or a registered activation name). Ratios, selection mode, stage lengths and seed only change
@@ -219,13 +220,21 @@ def eligible_layers(report: cost.CostReport) -> list[cost.LayerCost]:
     return [row for row in report.layers if row.type in rules_lib.LAYER_KINDS]
 
 
+def output_layers(model: Any) -> tuple[str, ...]:
+    """The layers whose outputs are the model's outputs (a model's ``output_layers()``, e.g. the
+    three ``head{i}`` convs of YOLOv3); ``()`` means the last layer."""
+    return tuple(model.output_layers()) if hasattr(model, "output_layers") else ()
+
+
 def select_layers(report: cost.CostReport, pattern: str | None,
-                  kinds: Sequence[str] | None = None) -> list[cost.LayerCost]:
+                  kinds: Sequence[str] | None = None,
+                  outputs: Sequence[str] = ()) -> list[cost.LayerCost]:
     """The layers to binarize: ``pattern`` (``re.fullmatch`` on the module path; ``None``: every
-    conv/dense layer but the first and the last) and ``kinds``; ``ValidationError`` when none."""
+    conv/dense layer but the first and the output layers — ``outputs``, default the last layer)
+    and ``kinds``; ``ValidationError`` when none."""
     rows = eligible_layers(report)
     if pattern is None:
-        chosen = rows[1:-1]
+        chosen = [r for r in rows[1:] if r.name not in outputs] if outputs else rows[1:-1]
     else:
         try:
             regex = re.compile(pattern)
@@ -411,7 +420,8 @@ def from_configs(cfgs: Sequence[ml_collections.ConfigDict], experiment: Any
     spe = experiment.steps_per_epoch
     schedules = [check(c, spe) for c in cfgs]
     b = sections[0]
-    layers = select_layers(experiment.cost, b.layers, b.kinds)
+    layers = select_layers(experiment.cost, b.layers, b.kinds,
+                           output_layers(experiment.base_model))
     start_dir = compression.single_start(sections, NAME)
     return Binarization(static.pop(), layers, schedules,
                         compression.start_from(start_dir) if start_dir is not None else None,

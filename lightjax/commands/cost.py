@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(args)
     channels = getattr(model, "input_channels", 3)
     report = cost.count(model, (1, args.resolution, args.resolution, channels))
-    binary = _binary(report, args.binary, args.binary_layers) if args.binary else None
+    binary = _binary(report, args.binary, args.binary_layers, model) if args.binary else None
     if args.json:
         print(json.dumps({"model": args.model, **report.as_dict(),
                           **({"binary": binary} if binary else {})}))
@@ -165,14 +165,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _binary(report: cost.CostReport, method: str, layers: str | None) -> dict:
+def _binary(report: cost.CostReport, method: str, layers: str | None, model) -> dict:
     """The binarized model's figures (every selected layer fully binary)."""
     from lightjax.binary import plugin
 
     if method not in plugin.METHODS:
         raise ValidationError(f"--binary: unknown method {method!r}; allowed: "
                               f"{', '.join(plugin.METHODS)}")
-    rows = plugin.select_layers(report, layers)
+    rows = plugin.select_layers(report, layers, outputs=plugin.output_layers(model))
     inputs = 0.0 if plugin.METHODS[method][1] == 0 else 1.0
     return {"method": method, "layers": len(rows),
             **plugin.binary_cost(report, {r.name: (1.0, inputs) for r in rows})}

@@ -61,7 +61,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-ratio", type=_max_ratio, default=0.9,
                    help="cap per group: a number (default 0.9), optionally followed by "
                         "per-group caps, e.g. 0.8,unit1/pw=0.25,unit2/pw=0.5")
-    p.add_argument("--skip", default="", help="comma-separated layers/groups to keep whole")
+    p.add_argument("--skip", default="", help="comma-separated layers, groups or module-path "
+                                              "prefixes to keep whole (e.g. backbone)")
     p.add_argument("--epochs", type=float, default=1.0, help="fine-tuning epochs (per round / "
                                                              "trial)")
     p.add_argument("--lr-scale", type=float, default=0.1,
@@ -70,7 +71,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--frequency", type=int, default=10, help="gradual: steps between mask "
                                                               "updates")
     p.add_argument("--tolerance", type=float, default=1.0,
-                   help="pointwise: accepted loss of the task's metric (top-1, mIoU) in points "
+                   help="pointwise: accepted loss of the task's metric (top-1, mIoU, mAP@0.5) in points "
                         "against the unpruned model")
     p.add_argument("--max-layers", type=int, help="pointwise: layers to visit at most")
     p.add_argument("--bn-batches", type=int, default=10,

@@ -5,6 +5,7 @@ Examples::
     lightjax sensitivity --workdir runs/digits                     # ratios 0.1 ... 0.9, L1
     lightjax sensitivity --workdir runs/digits --tolerance 1 --cap 0.7   # also writes ratios.json
     lightjax prune --workdir runs/digits --ratios runs/digits/sensitivity/ratios.json
+    lightjax sensitivity --workdir runs/det --skip backbone --tolerance 2   # YOLOv3 head, mAP
 
 Writes ``sensitivity.csv``, ``sensitivity.json`` and ``sensitivity.png`` (one curve per layer) to
 ``--out`` (default ``<workdir>/sensitivity``), which must not hold earlier results.
@@ -35,13 +36,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", help="output directory (default: <workdir>/sensitivity)")
     p.add_argument("--ratios", type=_ratios, default=None, help="default 0.1,0.2,...,0.9")
     p.add_argument("--criterion", default="l1", choices=tuple(criteria.CRITERIA))
-    p.add_argument("--groups", default="", help="comma-separated groups/layers (default: all)")
-    p.add_argument("--skip", default="", help="comma-separated layers/groups to keep whole")
+    p.add_argument("--groups", default="", help="comma-separated groups, layers or module-path "
+                                                "prefixes such as neck0 (default: all)")
+    p.add_argument("--skip", default="", help="comma-separated layers, groups or module-path "
+                                              "prefixes to keep whole (e.g. backbone)")
     p.add_argument("--bn-batches", type=int, default=0,
                    help="re-estimate BN statistics on this many batches per point (default 0)")
     p.add_argument("--split", default="test")
     p.add_argument("--tolerance", type=float,
-                   help="loss of the task's metric (top-1, mIoU) in points: also choose "
+                   help="loss of the task's metric (top-1, mIoU, mAP@0.5) in points: also choose "
                         "per-layer ratios (ratios.json)")
     p.add_argument("--cap", type=float, default=0.7, help="largest ratio chosen (default 0.7)")
     p.add_argument("--no-progress", action="store_true")

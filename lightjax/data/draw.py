@@ -76,9 +76,11 @@ def _label(draw: ImageDraw.ImageDraw, text: str, x: float, y: float, color, font
 
 def draw_boxes(image: np.ndarray, boxes: np.ndarray, classes: Sequence[int],
                labels: Sequence[str] | None = None, width: int | None = None,
-               font_size: int | None = None) -> np.ndarray:
-    """``image`` with one rectangle per box in its class's colour, and a filled tag with the
-    label text (e.g. ``'circle 0.87'``) on top of each box when ``labels`` are given.
+               font_size: int | None = None,
+               colors: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+    """``image`` with one rectangle per box in its class's colour (or ``colors``, one RGB per
+    box), and a filled tag with the label text (e.g. ``'circle 0.87'``) on top of each box when
+    ``labels`` are given.
 
     ``boxes`` (K, 4) are ``(x_min, y_min, x_max, y_max)`` in pixels of ``image``; the outline
     covers the pixels from ``floor``/``round`` of the corners inwards, ``width`` thick (default
@@ -86,21 +88,26 @@ def draw_boxes(image: np.ndarray, boxes: np.ndarray, classes: Sequence[int],
     out = Image.fromarray(_rgb(image))
     h, w = out.height, out.width
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    if len(classes) != len(boxes) or (labels is not None and len(labels) != len(boxes)):
-        raise ValueError(f"got {len(boxes)} boxes, {len(classes)} classes and "
-                         f"{'no' if labels is None else len(labels)} labels")
+    if len(classes) != len(boxes) or (labels is not None and len(labels) != len(boxes)) or \
+            (colors is not None and len(colors) != len(boxes)):
+        raise ValueError(f"got {len(boxes)} boxes, {len(classes)} classes, "
+                         f"{'no' if labels is None else len(labels)} labels and "
+                         f"{'no' if colors is None else len(colors)} colors")
+    color = [class_color(c) for c in classes] if colors is None else \
+        [tuple(int(v) for v in c) for c in colors]
     width = line_width(h, w) if width is None else int(width)
     font = _font(font_size or max(10, min(h, w) // 25))
     draw = ImageDraw.Draw(out)
     corners = []
-    for box, cls in zip(boxes, classes):
+    for box, rgb in zip(boxes, color):
         x0, y0, x1, y1 = (int(round(v)) for v in np.clip(box, 0, [w - 1, h - 1, w - 1, h - 1]))
         x1, y1 = max(x0, x1), max(y0, y1)
-        draw.rectangle([x0, y0, x1, y1], outline=class_color(cls), width=width)
+        draw.rectangle([x0, y0, x1, y1], outline=rgb, width=width)
         corners.append((x0, y0, y1))
     if labels is not None:  # after every outline, so no box hides a tag
-        for (x0, y0, y1), cls, text in zip(corners, classes, labels):
-            _label(draw, str(text), x0, y0, class_color(cls), font, w, h, below=y1)
+        for (x0, y0, y1), rgb, text in zip(corners, color, labels):
+            if text:
+                _label(draw, str(text), x0, y0, rgb, font, w, h, below=y1)
     return np.asarray(out)
 
 

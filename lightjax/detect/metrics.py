@@ -56,6 +56,47 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07: bool = True) -> fl
     return float(np.sum((mrec[change + 1] - mrec[change]) * mpre[change + 1]))
 
 
+def pr_curve(detections: Detections, ground_truth: GroundTruth, class_index: int,
+             iou_threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(recall, precision, positives)`` of one class over a split: one point per detection of
+    the class in decreasing score order (VOC matching, module docstring; detections matched to a
+    difficult box are left out). ``positives``: its non-difficult ground-truth boxes."""
+    gts = []
+    for boxes, classes, difficult in ground_truth:
+        keep = np.asarray(classes) == class_index
+        gts.append((np.asarray(boxes, np.float64).reshape(-1, 4)[keep],
+                    np.asarray(difficult, bool)[keep]))
+    positives = sum(int((~d).sum()) for _, d in gts)
+    entries = [(float(s), i, np.asarray(b, np.float64))
+               for i, (boxes, scores, classes) in enumerate(detections)
+               for b, s, k in zip(np.asarray(boxes).reshape(-1, 4), scores, classes)
+               if k == class_index]
+    order = np.argsort([-e[0] for e in entries], kind="stable")
+    matched = [np.zeros(len(g), bool) for g, _ in gts]
+    tp, fp = np.zeros(len(entries)), np.zeros(len(entries))
+    for rank, j in enumerate(order):
+        _, image, box = entries[j]
+        gt_boxes, difficult = gts[image]
+        if len(gt_boxes) == 0:
+            fp[rank] = 1
+            continue
+        overlaps = box_iou(box[None], gt_boxes)[0]
+        best = int(np.argmax(overlaps))
+        if overlaps[best] > iou_threshold:
+            if difficult[best]:
+                continue
+            if not matched[image][best]:
+                tp[rank], matched[image][best] = 1, True
+            else:
+                fp[rank] = 1
+        else:
+            fp[rank] = 1
+    tp, fp = np.cumsum(tp), np.cumsum(fp)
+    recall = tp / max(positives, 1)
+    precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+    return recall, precision, positives
+
+
 def voc_map(detections: Detections, ground_truth: GroundTruth, num_classes: int,
             iou_threshold: float = 0.5, use_07: bool = True) -> dict:
     """``{'map': mAP, 'ap': [AP per class (nan without positives)]}`` (module docstring)."""
@@ -64,42 +105,8 @@ def voc_map(detections: Detections, ground_truth: GroundTruth, num_classes: int,
                          f"truth")
     aps = []
     for c in range(num_classes):
-        gts = []
-        for boxes, classes, difficult in ground_truth:
-            keep = np.asarray(classes) == c
-            gts.append((np.asarray(boxes, np.float64).reshape(-1, 4)[keep],
-                        np.asarray(difficult, bool)[keep]))
-        positives = sum(int((~d).sum()) for _, d in gts)
-        entries = [(float(s), i, np.asarray(b, np.float64))
-                   for i, (boxes, scores, classes) in enumerate(detections)
-                   for b, s, k in zip(np.asarray(boxes).reshape(-1, 4), scores, classes) if k == c]
-        if positives == 0:
-            aps.append(float("nan"))
-            continue
-        order = np.argsort([-e[0] for e in entries], kind="stable")
-        matched = [np.zeros(len(g), bool) for g, _ in gts]
-        tp, fp = np.zeros(len(entries)), np.zeros(len(entries))
-        for rank, j in enumerate(order):
-            _, image, box = entries[j]
-            gt_boxes, difficult = gts[image]
-            if len(gt_boxes) == 0:
-                fp[rank] = 1
-                continue
-            overlaps = box_iou(box[None], gt_boxes)[0]
-            best = int(np.argmax(overlaps))
-            if overlaps[best] > iou_threshold:
-                if difficult[best]:
-                    continue
-                if not matched[image][best]:
-                    tp[rank], matched[image][best] = 1, True
-                else:
-                    fp[rank] = 1
-            else:
-                fp[rank] = 1
-        tp, fp = np.cumsum(tp), np.cumsum(fp)
-        recall = tp / positives
-        precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-        aps.append(voc_ap(recall, precision, use_07))
+        recall, precision, positives = pr_curve(detections, ground_truth, c, iou_threshold)
+        aps.append(voc_ap(recall, precision, use_07) if positives else float("nan"))
     valid = [a for a in aps if not np.isnan(a)]
     return {"map": float(np.mean(valid)) if valid else float("nan"), "ap": aps}
 

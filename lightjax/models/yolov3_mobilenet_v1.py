@@ -175,6 +175,11 @@ class YOLOv3MobileNetV1(nn.Module):
                      for name, k in BLOCK_CONVS)
         return tuple(f"backbone/{n}" for n in v1.MobileNetV1.prunable_layers()) + neck
 
+    @staticmethod
+    def output_layers() -> tuple[str, ...]:
+        """The three 1x1 output convs (kept full precision when binarizing by default)."""
+        return tuple(f"head{i}" for i in range(len(TAPS)))
+
     def resolved_widths(self) -> tuple[int, ...]:
         """The 32 output channel counts (validated)."""
         backbone = ([int(v1.STEM_CHANNELS * self.alpha)]

@@ -127,6 +127,18 @@ class ChannelGroups:
         except KeyError:
             raise ValidationError(self._unknown(name)) from None
 
+    def select(self, names: Sequence[str]) -> list[Group]:
+        """The groups that ``names`` select, in model order: each name is a group, a prunable
+        layer in one, or a module-path prefix (``'backbone'`` selects every group with a layer
+        under ``backbone/``); ``ValueError`` for a name that selects nothing."""
+        chosen: set[str] = set()
+        for name in names:
+            hits = [g.name for g in self.groups if _selects(name, g.name, g.layers)]
+            if not hits:
+                raise ValidationError(self._unknown(name))
+            chosen.update(hits)
+        return [g for g in self.groups if g.name in chosen]
+
     def index(self, name: str) -> int:
         return self.names.index(self[name].name)
 
@@ -232,6 +244,13 @@ def _tables(tr: trace_lib.ChannelTrace, groups: list[dict], root: np.ndarray):
     return offsets, slot_of_id, inputs, outputs
 
 
+def _selects(name: str, group: str, layers: Sequence[str]) -> bool:
+    """Whether ``name`` (a group, a layer or a module-path prefix) selects this group."""
+    prefix = name.rstrip("/") + "/"
+    return name == group or name in layers or group.startswith(prefix) or \
+        any(layer.startswith(prefix) for layer in layers)
+
+
 def derive(model: nn.Module, input_shape: Sequence[int] = (1, 8, 8, 3), *,
            skip: Sequence[str] = (), skip_first: bool = True, check: bool = True,
            seed: int = 0) -> ChannelGroups:
@@ -240,7 +259,8 @@ def derive(model: nn.Module, input_shape: Sequence[int] = (1, 8, 8, 3), *,
     Args:
       input_shape: NHWC shape to trace with; only its channel count and validity matter (the
         default 8x8 works for every lightjax model; pass the real channel count).
-      skip: prunable layer / group names to keep whole (``ValueError`` for unknown names).
+      skip: prunable layers / groups to keep whole, or module-path prefixes (``'backbone'``
+        keeps every group with a layer under ``backbone/``); ``ValueError`` for unknown names.
       skip_first: keep the group of the network's first convolution whole (the sources never
         prune it).
       check: verify by tracing a compact model that compaction reproduces the masked network
@@ -262,14 +282,14 @@ def derive(model: nn.Module, input_shape: Sequence[int] = (1, 8, 8, 3), *,
             status[g["name"]] = (False, "contains the first convolution (skip_first)")
         else:
             status[g["name"]] = (True, "")
-    known = {g["name"] for g in raw} | {n for g in raw for n in g["layers"]}
     for name in skip:
-        if name not in known:
-            raise ValidationError(f"skip: no prunable layer or group named {name!r}; known: "
-                             f"{', '.join(sorted(g['name'] for g in raw if g['layers']))}")
-        for g in raw:
-            if name == g["name"] or name in g["layers"]:
-                status[g["name"]] = (False, "skipped by the user")
+        hits = [g for g in raw if _selects(name, g["name"], g["layers"])]
+        if not hits:
+            raise ValidationError(f"skip: no prunable layer, group or module path prefix named "
+                                  f"{name!r}; known: "
+                                  f"{', '.join(sorted(g['name'] for g in raw if g['layers']))}")
+        for g in hits:
+            status[g["name"]] = (False, "skipped by the user")
     # grouped convolutions: their partitions must stay equal-sized (not supported yet)
     for gi, g in enumerate(raw):
         lo, hi = offsets[gi], offsets[gi] + len(g["roots"])

@@ -29,11 +29,17 @@ def analyze(session, ratios: Sequence[float] = DEFAULT_RATIOS, criterion: str = 
     the baseline row; ``metric`` names the task's primary metric and ``drop`` its loss against the
     baseline (positive = worse, whatever the metric's direction). The session is left as it was."""
     ratios = [ranking.check_ratio(r) for r in ratios]
-    names = [session.groups.check_name(n).name for n in groups] if groups else \
-        [g.name for g in session.groups.prunable]
-    for n in names:
-        if not session.groups[n].prunable:
-            raise ValidationError(f"group {n} cannot be pruned: {session.groups[n].reason}")
+    if groups:  # names, layers or module-path prefixes; a prefix skips what cannot be pruned
+        names = []
+        for g in session.groups.select(groups):
+            if g.prunable:
+                names.append(g.name)
+            elif g.name in groups or any(layer in groups for layer in g.layers):
+                raise ValidationError(f"group {g.name} cannot be pruned: {g.reason}")
+        if not names:
+            raise ValidationError(f"groups {', '.join(groups)} select no prunable group")
+    else:
+        names = [g.name for g in session.groups.prunable]
     start_state, start_masks = session.state, session.masks
     base = session.evaluate(split)
     task = session.task

@@ -51,7 +51,7 @@ def _points(rows: Sequence[table.Row], what: str) -> list[table.Row]:
 
 
 def alpha_rho_tradeoff(rows: Sequence[table.Row], path: str | os.PathLike | None = None) -> Figure:
-    """The task's metric (top-1, mIoU; %) against MACs (left) and parameters (right), both on
+    """The task's metric (top-1, mIoU, mAP@0.5; %) against MACs (left) and parameters (right), both on
     log x axes.
 
     Left: one line per width multiplier alpha (``model.alpha``) through its resolutions

@@ -12,6 +12,6 @@ host-side :class:`~lightjax.tasks.base.Evaluator` accumulates them over the whol
 mAP are not means of per-batch numbers).
 """
 from lightjax.tasks.base import Evaluator, Task
-from lightjax.tasks.registry import create, names, register
+from lightjax.tasks.registry import create, names, options, register
 
-__all__ = ["Evaluator", "Task", "create", "names", "register"]
+__all__ = ["Evaluator", "Task", "create", "names", "options", "register"]

@@ -27,16 +27,20 @@ def _load_builtin() -> None:
     from lightjax.tasks import classification, detection, segmentation  # noqa: F401  (registers)
 
 
-def create(name: str, num_classes: int, **options: Any) -> Task:
-    """The task ``name`` for ``num_classes`` outputs; unknown names or options are errors."""
+def options(name: str) -> tuple[str, ...]:
+    """The options task ``name`` takes (its constructor's arguments but ``num_classes``)."""
     _load_builtin()
     if name not in _TASKS:
         raise ValidationError(f"unknown task {name!r}; allowed: {', '.join(sorted(_TASKS))}")
-    cls = _TASKS[name]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters
-               if p not in ("self", "num_classes")]
-    unknown = sorted(set(options) - set(allowed))
+    return tuple(p for p in inspect.signature(_TASKS[name].__init__).parameters
+                 if p not in ("self", "num_classes"))
+
+
+def create(name: str, num_classes: int, **kwargs: Any) -> Task:
+    """The task ``name`` for ``num_classes`` outputs; unknown names or options are errors."""
+    allowed = options(name)
+    unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ValidationError(f"task {name!r} does not take {', '.join(unknown)}; options: "
                               f"{', '.join(allowed) or 'none'}")
-    return cls(num_classes, **options)
+    return _TASKS[name](num_classes, **kwargs)

@@ -184,13 +184,27 @@ def model_hyperparameters(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
     return tuple(n for n in accepted if n not in _NOT_CONFIG_FIELDS)
 
 
+def task_options(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The options of ``cfg.task.name`` a config may set (``()`` without a named task)."""
+    task = cfg.get("task")
+    if not isinstance(task, ml_collections.ConfigDict) or not isinstance(task.get("name"), str):
+        return ()
+    from lightjax import tasks
+
+    try:
+        return tasks.options(task.name)
+    except ValueError:  # an unknown task: reported when the task is built
+        return ()
+
+
 def set_field(cfg: ml_collections.ConfigDict, key: str, new: Any, what: str | None = None) -> None:
     """Set the existing field ``key`` (dotted, e.g. ``'train.lr'``) to ``new``; ``ValueError`` for
     a field the config does not have (``what`` names the source in the message).
 
     ``model.<hyper-parameter>`` of the config's model may be set even when the config leaves it
     at the model's default (e.g. ``model.pointwise_bias`` on the digits config): the field is
-    added, and the model checks its value when it is built.
+    added, and the model checks its value when it is built. The same holds for
+    ``task.<option>`` of a config's named task (e.g. ``task.score_threshold``).
     """
     what = what or key
     parent = cfg
@@ -200,13 +214,16 @@ def set_field(cfg: ml_collections.ConfigDict, key: str, new: Any, what: str | No
             raise ValidationError(f"{what}: no field {part!r} in the config")
         parent = parent[part]
     if not isinstance(parent, ml_collections.ConfigDict) or leaf not in parent:
-        model_args = model_hyperparameters(cfg) if parents == ["model"] else ()
+        if parents == ["model"]:
+            model_args, owner = model_hyperparameters(cfg), "a hyper-parameter of"
+        else:
+            model_args, owner = (task_options(cfg) if parents == ["task"] else ()), "an option of"
         if leaf in model_args:
             parent[leaf] = tuple(new) if isinstance(new, list) else new
             return
         fields = ", ".join(sorted(parent.keys())) if isinstance(parent, ml_collections.ConfigDict) \
             else "(none)"
-        extra = (f" (or a hyper-parameter of {cfg.model.name}: {', '.join(model_args)})"
+        extra = (f" (or {owner} {parent.get('name')}: {', '.join(model_args)})"
                  if model_args else "")
         raise ValidationError(f"{what}: no field {leaf!r} in the config; fields there: "
                               f"{fields}{extra}")

@@ -230,12 +230,17 @@ class Experiment:
             self._eval_fn = jax.jit(step_lib.make_eval_step(self.model, self.task, self.plugins))
         return self._eval_fn
 
-    def evaluate(self, state: step_lib.TrainState, split: str = "test") -> dict[str, float]:
-        """The task's metrics over the whole ``split`` (its evaluator, on the host)."""
+    def run_evaluator(self, state: step_lib.TrainState, split: str = "test"):
+        """The task's evaluator after every batch of ``split`` (what it collected stays readable,
+        e.g. the detection evaluator's per-image ``detections`` and ``truth``)."""
         evaluator = self.task.evaluator()
         for batch in self.eval_batches(split):
             evaluator.update(jax.device_get(self.eval_fn(state, batch)))
-        return evaluator.result()
+        return evaluator
+
+    def evaluate(self, state: step_lib.TrainState, split: str = "test") -> dict[str, float]:
+        """The task's metrics over the whole ``split`` (its evaluator, on the host)."""
+        return self.run_evaluator(state, split).result()
 
     def before_step_hooks(self) -> list:
         """The plug-ins' host actions as loop hooks ``(state, step) -> state``."""

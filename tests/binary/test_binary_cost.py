@@ -52,3 +52,19 @@ def test_selected_layers_default_to_all_but_first_and_last():
     assert names == eligible[1:-1] and "head/classifier" not in names
     assert [r.name for r in plugin.select_layers(report, r"head/classifier")] == \
         ["head/classifier"]
+
+
+def test_detector_keeps_its_three_output_convs_full_precision():
+    """YOLOv3's outputs come from head0/1/2 (the last layer is only head2): by default the stem
+    and all three stay full precision; the neck alone is selected by a module-path pattern."""
+    model = models.create("yolov3_mobilenet_v1", alpha=0.25, head_width=0.25, num_classes=3)
+    report = cost.count(model, (1, 32, 32, 3))
+    outputs = plugin.output_layers(model)
+    assert outputs == ("head0", "head1", "head2")
+    names = [r.name for r in plugin.select_layers(report, None, outputs=outputs)]
+    eligible = [r.name for r in plugin.eligible_layers(report)]
+    assert names == [n for n in eligible[1:] if not n.startswith("head")]
+    assert len(names) == len(eligible) - 4
+    neck = [r.name for r in plugin.select_layers(report, "neck.*", outputs=outputs)]
+    assert neck and all(n.startswith("neck") for n in neck)
+    assert len(neck) == sum(n.startswith("neck") for n in eligible)

@@ -4,7 +4,7 @@ results table it was drawn from (read here independently of ``lightjax.sweep.tab
 
 Kept under ~90 s on a 2-core CPU: the alpha-rho notebook runs its small sweep itself (2 compiled
 groups), the pruning notebook trains and analyses a tiny run itself, the activation notebook reads
-a results table written here.
+a results table written here, the detection notebook evaluates an untrained run written here.
 """
 import json
 import os
@@ -19,7 +19,8 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-NAMES = ("alpha_rho_tradeoff", "activation_study", "pruning_sensitivity", "binarization")
+NAMES = ("alpha_rho_tradeoff", "activation_study", "pruning_sensitivity", "binarization",
+         "detection")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # A 2-group alpha-rho sweep (alpha 0.5, 0.25 at 8x8, 2 vmapped seeds, 1 epoch): the tiniest
@@ -62,6 +63,16 @@ print(json.dumps({"results": str(RESULTS), "groups": groups, "ratios": ratios,
                   "chosen": chosen,
                   "curves": [ln.get_label() for ln in fig.axes[0].get_lines()],
                   "points": [len(ln.get_xdata()) for ln in fig.axes[0].get_lines()]}))
+""",
+    "detection": """
+import json
+ax = fig.axes[0]
+print(json.dumps({"results": str(RESULTS), "shown": shown, "curves": curves,
+                  "panels": sum(1 for a in grid.axes if a.images),
+                  "labels": [ln.get_label() for ln in ax.get_lines()],
+                  "lines": [[[float(v) for v in ln.get_xdata()], [float(v) for v in ln.get_ydata()]]
+                            for ln in ax.get_lines()],
+                  "ap50_per_class": result["ap50_per_class"], "map50": result["map50"]}))
 """,
     "binarization": """
 import json
@@ -191,3 +202,38 @@ def test_binarization_notebook_binarizes_a_tiny_run(tmp_path, monkeypatch):
         assert point == pytest.approx([r["bits"] / 8192, r["value"]])
     float_run = got["runs"][0]
     assert all(r["bits"] < float_run["bits"] / 5 for r in got["runs"][1:])
+
+
+def test_detection_notebook_draws_predictions_and_pr_curves(tmp_path, monkeypatch):
+    """An untrained tiny detection run (outputs at the priors: every score is ~0.002) with a score
+    threshold below that, so each scene has its 100 kept detections and every class a curve."""
+    from run_fixtures import initial_run
+
+    from lightjax.detect import metrics
+
+    workdir = tmp_path / "det"
+    exp, state = initial_run(workdir, "yolov3_mobilenet_v1_shapes:tiny",
+                             ["--config.task.score_threshold=0.001",
+                              "--config.data.test_size=12"])
+    evaluator = exp.run_evaluator(state, "test")
+    expected = evaluator.result()
+    got = execute("detection", tmp_path, monkeypatch, RESULTS=str(workdir), IMAGES=6,
+                  SCORE=0.0015, OUT_PNG=str(tmp_path / "d.png"), PR_PNG=str(tmp_path / "pr.png"))
+    assert_png(tmp_path / "d.png")
+    assert_png(tmp_path / "pr.png")
+    assert got["results"] == str(workdir) and got["panels"] == 6
+    assert got["map50"] == pytest.approx(expected["map50"])
+    for i, s in enumerate(got["shown"]):  # boxes drawn: the detections at or above SCORE
+        boxes, scores, _ = evaluator.detections[i]
+        assert s == {"drawn": int((scores >= 0.0015).sum()), "truth": len(evaluator.truth[i][0])}
+    assert sum(s["drawn"] for s in got["shown"]) > 0
+    names = exp.dataset.class_names
+    present = [c for c, ap in enumerate(expected["ap50_per_class"]) if ap is not None]
+    assert [label.split(" (AP")[0] for label in got["labels"]] == [names[c] for c in present]
+    for (recall, precision), c in zip(got["lines"], present):
+        # each curve is the class's recall/precision per detection; its AP is the run's AP
+        assert len(recall) == sum(int((k == c).sum()) for _, _, k in evaluator.detections) > 0
+        assert np.all(np.diff(recall) >= 0) and max(recall) <= 1.0
+        assert metrics.voc_ap(np.array(recall), np.array(precision)) == \
+            pytest.approx(expected["ap50_per_class"][c])
+        assert got["curves"][names[c]]["ap"] == pytest.approx(expected["ap50_per_class"][c])

@@ -56,10 +56,29 @@ def test_skip_and_unknown_names():
     model = models.create("mobilenet_v1", alpha=0.25, num_classes=10)
     g = groups_lib.derive(model, (1, 8, 8, 3), skip=["unit13/pw"], check=False)
     assert not g["unit13/pw"].prunable and g["unit13/pw"].reason == "skipped by the user"
-    with pytest.raises(ValueError, match="no prunable layer or group named 'unit14/pw'"):
+    with pytest.raises(ValueError, match="no prunable layer, group or module path prefix named "
+                                         "'unit14/pw'"):
         groups_lib.derive(model, (1, 8, 8, 3), skip=["unit14/pw"], check=False)
     with pytest.raises(ValueError, match="no channel group or prunable layer named"):
         g.check_name("nope")
+    with pytest.raises(ValueError, match="no channel group or prunable layer named 'unit'"):
+        g.select(["unit"])  # a prefix ends at a '/': unit is not a prefix of unit1/pw
+    assert [x.name for x in g.select(["unit1"])] == ["unit1/pw"]  # not unit10/pw ... unit13/pw
+
+
+def test_module_path_prefixes_select_groups():
+    """``skip=['backbone']`` keeps every group with a layer under backbone/ (YOLOv3: the head
+    alone is pruned, as in the YOLOv3-Mobile paper); ``select`` expands prefixes in model order."""
+    model = models.create("yolov3_mobilenet_v1", num_classes=3, alpha=0.25, head_width=0.25)
+    g = groups_lib.derive(model, (1, 32, 32, 3), skip=["backbone"], check=False)
+    prunable = [x.name for x in g.prunable]
+    assert prunable == [f"neck{i}/{n}" for i in range(3)
+                        for n in ("conv0", "conv1", "conv2", "conv3", "route", "tip")]
+    assert all(x.reason == "skipped by the user" for x in g.groups
+               if x.name.startswith("backbone/") and x.name != "backbone/stem")
+    assert [x.name for x in g.select(["neck1", "neck0/tip"])] == \
+        ["neck0/tip"] + [f"neck1/{n}" for n in ("transition/conv", "conv0", "conv1", "conv2",
+                                                  "conv3", "route", "tip")]
 
 
 def test_mobilenet_v2_residuals_tie_projects():

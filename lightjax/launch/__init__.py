@@ -1,0 +1,1 @@
+"""Launching lightjax commands on many hosts (Cloud TPU VM slices)."""
