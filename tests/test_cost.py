@@ -109,3 +109,28 @@ def test_table_lists_every_type_and_the_total():
                  "568,740,352", "unit13/pw/conv"):
         assert word in text
     _ = jnp  # noqa
+
+
+def test_cost_of_a_run_directory_is_its_model_at_its_input_size(tmp_path, capsys):
+    """``lightjax cost --workdir`` reads the run's model (compact widths included) and input
+    size: the same figures as the flags that describe that model."""
+    import json
+
+    from run_fixtures import initial_run
+
+    from lightjax import cli
+
+    widths = [8, 16, 16, 32, 32, 64, 64, 64, 64, 64, 64, 64, 128, 128] + [16, 24, 16, 24, 16, 24] * 3
+    initial_run(tmp_path / "run", "yolov3_mobilenet_v1_shapes:tiny",
+                [f"--config.model.widths={widths}"])
+    assert cli.main(["cost", "--workdir", str(tmp_path / "run"), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert cli.main(["cost", "--model", "yolov3_mobilenet_v1", "--alpha", "0.25", "--head-width",
+                     "0.25", "--head-conv", "separable", "--stem-stride", "1", "--num-classes",
+                     "5", "--resolution", "32", "--widths", ",".join(map(str, widths)),
+                     "--json"]) == 0
+    assert got == json.loads(capsys.readouterr().out)
+    assert cli.main(["cost", "--workdir", str(tmp_path / "run"), "--alpha", "0.5"]) == 2
+    assert "drop --alpha" in capsys.readouterr().err
+    assert cli.main(["cost"]) == 2
+    assert "--model NAME" in capsys.readouterr().err

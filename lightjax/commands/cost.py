@@ -8,6 +8,8 @@ Examples::
         --resolution 32 --stem-stride 1
     lightjax cost --model mobilenet_v1 --binary xnor          # + binarized params, bits, MACs
     lightjax cost --model yolov3_mobilenet_v1 --num-classes 20 --resolution 416 --head-conv separable
+    lightjax cost --workdir runs/det-pruned-oneshot   # a run's model at its input size (compact
+                                                      # widths, binarized layers included)
 """
 from __future__ import annotations
 
@@ -82,9 +84,11 @@ PARSERS = {
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("cost", help="parameters and MACs per layer type",
                               description=__doc__.replace("``", ""))
-    p.add_argument("--model", required=True, help=f"one of: {', '.join(models.names())}")
-    p.add_argument("--resolution", default="224", help="input height = width in pixels "
-                                                       "(default 224)")
+    p.add_argument("--model", help=f"one of: {', '.join(models.names())}")
+    p.add_argument("--workdir", help="instead of --model: the model of a run directory at its "
+                                     "input size (a pruned run's widths, a binarized run's "
+                                     "method and layers)")
+    p.add_argument("--resolution", help="input height = width in pixels (default 224)")
     p.add_argument("--alpha", help="width multiplier > 0 (MobileNet)")
     p.add_argument("--num-classes", help="classifier outputs (default: the model's, 1000)")
     p.add_argument("--groups", help="group count (ShuffleNet V1: 1, 2, 3, 4, 8)")
@@ -143,16 +147,42 @@ def build_model(args: argparse.Namespace):
         raise
 
 
+def _run_model(args: argparse.Namespace):
+    """``(model, input shape (1, H, W, C), name)`` of ``--workdir``; its binarization, if any,
+    becomes ``--binary``/``--binary-layers`` unless given."""
+    from lightjax.train import run as run_lib
+    from lightjax.train.experiment import Experiment
+
+    given = [_flag(d) for d in (*MODEL_FLAGS, "model", "resolution")
+             if getattr(args, d, None) not in (None, False)]
+    if given:
+        raise ValidationError(f"--workdir takes the model and input size from the run; drop "
+                              f"{', '.join(given)}")
+    cfg = run_lib.read_config(args.workdir)
+    exp = Experiment(cfg)
+    section = cfg.get("binary")
+    if section is not None and section.get("method") and args.binary is None:
+        args.binary, args.binary_layers = section.method, section.get("layers")
+    return exp.base_model, tuple(exp.input_shape), cfg.model.name
+
+
 def run(args: argparse.Namespace) -> int:
-    model = build_model(args)
-    channels = getattr(model, "input_channels", 3)
-    report = cost.count(model, (1, args.resolution, args.resolution, channels))
+    if (args.model is None) == (args.workdir is None):
+        raise ValidationError("give one of --model NAME (with its flags) or --workdir RUN")
+    if args.workdir is not None:
+        model, shape, name = _run_model(args)
+    else:
+        args.resolution = args.resolution or "224"
+        model, name = build_model(args), args.model
+        shape = (1, args.resolution, args.resolution, getattr(model, "input_channels", 3))
+    report = cost.count(model, shape)
     binary = _binary(report, args.binary, args.binary_layers, model) if args.binary else None
     if args.json:
-        print(json.dumps({"model": args.model, **report.as_dict(),
+        print(json.dumps({"model": name, **report.as_dict(),
                           **({"binary": binary} if binary else {})}))
         return 0
-    print(f"{args.model} at {args.resolution}x{args.resolution}: "
+    where = f" ({args.workdir})" if args.workdir else ""
+    print(f"{name}{where} at {shape[1]}x{shape[2]}: "
           f"{report.params:,} params, {report.macs:,} MACs")
     print(cost.format_table(report, per_layer=args.per_layer))
     if binary:
