@@ -80,7 +80,7 @@ MV1 = ["cost", "--model", "mobilenet_v1"]
      "--scale must be a finite number > 0, got nan"),
     (["cost", "--model", "shufflenet_v2", "--scale", "0.7"],
      "--scale: shufflenet_v2: unknown scale 0.7"),
-    (["cost"], "required: --model"),
+    (["cost"], "give one of --model NAME (with its flags) or --workdir RUN"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
