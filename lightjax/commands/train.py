@@ -6,6 +6,7 @@ Examples::
     lightjax train --config mobilenet_v1_cifar100:rhs --workdir runs/rhs
     lightjax train --config shapes_segmentation --workdir runs/seg   # segmentation (mIoU)
     lightjax train --workdir runs/rhs                 # same command again: resumes
+    lightjax train --config yolov3_mobilenet_v1_voc --workdir /nfs/det --distributed  # every host
 
 Ctrl-C or SIGTERM: the current step finishes, a checkpoint is written, and the command exits
 with status 130/143; the same command resumes. A second process on the same workdir is refused
@@ -18,6 +19,8 @@ import argparse
 import json
 import os
 import time
+
+from lightjax.commands import distributed
 
 
 def add_parser(subparsers) -> None:
@@ -33,6 +36,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after this many "
                                                  "total steps; the same command resumes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    distributed.add_arguments(p)
     p.set_defaults(run=run, accepts_overrides=True)
 
 
@@ -52,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from lightjax.train import run as run_lib
 
     cfg = _config(args)
+    distributed.initialize(args)  # after the config is read and checked, before any device use
     if args.workdir is None:
         name = os.path.splitext(os.path.basename((args.config or "digits").split(":")[0]))[0]
         args.workdir = os.path.join("runs", f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")

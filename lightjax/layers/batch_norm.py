@@ -24,6 +24,13 @@ where they only feed ``batch_stats``) are handled too, so the op is a correct VJ
 cover (``axis_name``, ``mask``, feature axes other than the last, exact variance,
 ``force_float32_reductions=False``, no scale or no bias) fall back to flax's implementation
 followed by the activation, so results never depend on which path ran.
+
+``unbiased_variance=True`` (opt-in; off by default) updates the running variance with the batch
+variance times ``n / (n - 1)`` (``n``: values per channel in the batch, N*H*W), PyTorch's
+convention (``torch.nn.BatchNorm2d``): the batch is still normalized with the biased variance,
+only ``batch_stats['var']`` differs. For users who continue training a model imported from
+PyTorch (:mod:`lightjax.interop.torch_weights`) and want its running statistics to evolve as
+they would in PyTorch. With ``n == 1`` the factor is 1 (PyTorch refuses such a batch).
 """
 from __future__ import annotations
 
@@ -131,9 +138,12 @@ class BatchNorm(nn.BatchNorm):
 
     Attributes (besides flax's):
       activation: ``None``, ``'relu'`` or ``'relu6'``, applied after the norm.
+      unbiased_variance: update the running variance with ``var * n / (n - 1)`` (PyTorch's
+        convention, module docstring) instead of the biased batch variance.
     """
 
     activation: str | None = None
+    unbiased_variance: bool = False
 
     @nn.compact
     def __call__(self, x, use_running_average: bool | None = None, *, mask=None):
@@ -150,7 +160,7 @@ class BatchNorm(nn.BatchNorm):
                 and x.ndim >= 2 and not self.is_initializing()
                 and jnp.dtype(x.dtype) in _FAST_DTYPES)
         if not fast:
-            y = super().__call__(x, call_arg, mask=mask)
+            y = self._flax_call(x, call_arg, mask, use_running_average)
             return _activate(y, self.activation)
         features = (x.shape[-1],)
         ra_mean = self.variable("batch_stats", "mean",
@@ -163,6 +173,36 @@ class BatchNorm(nn.BatchNorm):
         y, mean, var = batch_norm_train(
             x, scale.astype(jnp.float32), bias.astype(jnp.float32), self.epsilon,
             jnp.dtype(dtype), self.activation)
+        if self.unbiased_variance:
+            var = var * _bessel(x.size // x.shape[-1])
         ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
         ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
         return y
+
+    def _flax_call(self, x, call_arg, mask, use_running_average: bool):
+        """flax's implementation; with ``unbiased_variance`` its running-variance update
+        ``new = m * old + (1 - m) * v`` becomes ``m * old + (1 - m) * v * n / (n - 1)``, i.e.
+        ``new + (new - m * old) / (n - 1)``."""
+        update = (self.unbiased_variance and not use_running_average
+                  and not self.is_initializing())
+        if update and (mask is not None or self.axis_name is not None):
+            raise ValidationError(f"BatchNorm {self.name!r}: unbiased_variance is not supported "
+                                  f"with mask or axis_name; allowed: unbiased_variance=False")
+        old = self.get_variable("batch_stats", "var") if update else None
+        y = super().__call__(x, call_arg, mask=mask)
+        if update and old is not None:
+            axes = (self.axis,) if isinstance(self.axis, int) else tuple(self.axis)
+            features = 1
+            for a in axes:
+                features *= x.shape[a]
+            n = x.size // features
+            new = self.get_variable("batch_stats", "var")
+            if n > 1:
+                self.put_variable("batch_stats", "var",
+                                  new + (new - self.momentum * old) / (n - 1))
+        return y
+
+
+def _bessel(n: int) -> float:
+    """PyTorch's ``n / (n - 1)`` running-variance factor (1 for ``n == 1``)."""
+    return n / (n - 1) if n > 1 else 1.0

@@ -47,6 +47,8 @@ class LayerFactory:
       dtype: computation dtype (e.g. ``jnp.bfloat16``); parameters stay ``param_dtype``.
       bn_momentum / bn_epsilon: BatchNorm running-average momentum and epsilon (flax convention:
         ``new = momentum * old + (1 - momentum) * batch``; 0.9 equals PyTorch's 0.1).
+      bn_unbiased_variance: update BN running variances with PyTorch's unbiased batch variance
+        (``n / (n - 1)``; see :mod:`lightjax.layers.batch_norm`); off by default.
     """
 
     depthwise_impl: str = "auto"
@@ -58,6 +60,7 @@ class LayerFactory:
     param_dtype: Any = jnp.float32
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    bn_unbiased_variance: bool = False
 
     def __post_init__(self) -> None:
         dw.check(self.depthwise_impl)  # resolved at call time: importing starts no backend
@@ -122,7 +125,8 @@ class LayerFactory:
         """
         return bn_lib.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                                 epsilon=self.bn_epsilon, dtype=self.dtype,
-                                param_dtype=self.param_dtype, activation=activation, name=name)
+                                param_dtype=self.param_dtype, activation=activation,
+                                unbiased_variance=self.bn_unbiased_variance, name=name)
 
     def act(self, name: str, module_name: str | None = None, **kwargs: Any) -> nn.Module:
         """Activation by registered name (see :mod:`lightjax.layers.activations`)."""

@@ -57,8 +57,18 @@ def build_model(cfg: ml_collections.ConfigDict, dataset: Any):
                               "jax.config.update('jax_enable_x64', True)) before anything runs")
     kwargs["layers"] = LayerFactory(
         dtype=None if dtype == "float32" else DTYPES[dtype],
-        param_dtype=jnp.float64 if dtype == "float64" else jnp.float32)
+        param_dtype=jnp.float64 if dtype == "float64" else jnp.float32,
+        **bn_options(cfg.train))
     return models.create(name, **kwargs)
+
+
+def bn_options(train: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The :class:`LayerFactory` BatchNorm settings a ``train`` section sets (optional fields
+    ``bn_momentum`` (flax convention: 0.9 = PyTorch's 0.1), ``bn_epsilon``,
+    ``bn_unbiased_variance``); absent fields keep the factory's defaults (0.9, 1e-5, False)."""
+    names = {"bn_momentum": float, "bn_epsilon": float, "bn_unbiased_variance": bool}
+    return {name: kind(train[name]) for name, kind in names.items()
+            if train.get(name) is not None}
 
 
 def task_section(cfg: ml_collections.ConfigDict, dataset: Any) -> dict[str, Any]:

@@ -69,3 +69,10 @@ def check_train(t: ml_collections.ConfigDict) -> None:
                               f"train.epochs ({t.epochs})")
     for e in t.get("decay_epochs", ()) or ():
         _number(s, "decay_epochs entries", e, 0.0, low_open=True)
+    for name, high in (("bn_momentum", 1.0), ("bn_epsilon", None)):
+        if t.get(name) is not None:
+            _number(s, name, t.get(name), 0.0, high, low_open=high is None, high_open=False)
+    unbiased = t.get("bn_unbiased_variance", False)
+    if not isinstance(unbiased, bool):
+        raise ValidationError(f"train.bn_unbiased_variance must be True or False, got "
+                              f"{unbiased!r}")

@@ -14,17 +14,21 @@ def claim(workdir: str, filename: str, text: str, kind: str, mismatch: str) -> N
     ``kind``).
     """
     path = os.path.join(workdir, filename)
+    if os.path.isdir(workdir) and os.listdir(workdir) and not os.path.exists(path):
+        raise ValidationError(f"{workdir} is not empty and holds no lightjax {kind} (no {filename}); "
+                         f"refusing to write into it")
     if os.path.exists(path):
         with open(path) as f:
             if json.loads(f.read()) != json.loads(text):
                 raise ValidationError(mismatch)
         return
-    if os.path.isdir(workdir) and os.listdir(workdir):
-        raise ValidationError(f"{workdir} is not empty and holds no lightjax {kind} (no {filename}); "
-                         f"refusing to write into it")
     os.makedirs(workdir, exist_ok=True)
-    with open(path, "w") as f:
+    # written beside the workdir and moved in: another process (jax.distributed) claiming the same
+    # workdir sees an empty directory or the whole file, never a partial one
+    tmp = f"{os.path.normpath(workdir)}.{filename}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
         f.write(text)
+    os.replace(tmp, path)
 
 
 class Lock:
