@@ -127,39 +127,6 @@ def check_workdir(workdir: str) -> None:
                               f"train it first: lightjax train --workdir {workdir}")
 
 
-def abstract_state(exp: Any) -> Any:
-    """The shapes, dtypes and (replicated) shardings of ``exp.init_state()``, traced with
-    ``jax.eval_shape``: nothing is compiled or computed."""
-    import jax
-
-    from lightjax.train import experiment as experiment_lib
-    from lightjax.train import step as step_lib
-
-    seed, act = int(exp.cfg.train.seed), experiment_lib.activation_init(exp.cfg)
-    shapes = jax.eval_shape(lambda: step_lib.init_state(exp.model, exp.tx, seed, exp.input_shape,
-                                                        act, exp.plugins))
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=exp.replicated),
-                        shapes)
-
-
-def load(workdir: str):
-    """``(cfg, exp, state)`` of the run's latest checkpoint, like
-    :func:`lightjax.train.run.load_run`, but restored into :func:`abstract_state`, so the
-    training init is not compiled (10-20 s of a small model's export on a 2-core CPU)."""
-    from lightjax.train import checkpoint
-    from lightjax.train import run as run_lib
-    from lightjax.train.experiment import Experiment
-
-    cfg = run_lib.read_config(workdir)
-    exp = Experiment(cfg)
-    ckpt = checkpoint.Checkpoints(workdir)
-    try:
-        state = ckpt.restore(abstract_state(exp))
-    finally:
-        ckpt.close()
-    return cfg, exp, state
-
-
 def _depthwise_for(model: Any, platforms: Sequence[str]) -> Any:
     """``model`` with its ``'auto'`` depthwise implementation chosen for ``platforms`` (the
     exporting machine's backend would decide otherwise): ``'shifted'`` for CPU only, ``'xla'``
@@ -297,7 +264,9 @@ def export_run(workdir: str, out: str, batch: int | None = None,
     section = run_lib.read_config(workdir).get("task")
     if section is not None and section.get("name"):  # named in the config: check before loading
         _check_task(str(section.name), workdir, logits, score_threshold)
-    cfg, exp, state = load(workdir)
+    from lightjax.train import run as run_lib
+
+    cfg, exp, state = run_lib.load_run(workdir)
     task = exp.task.name
     _check_task(task, workdir, logits, score_threshold)
 

@@ -199,12 +199,22 @@ class Experiment:
                                                   jnp.float32))
 
     # --- state --------------------------------------------------------------------------------
+    def _init(self, seed: int, act: float | None) -> step_lib.TrainState:
+        return step_lib.init_state(self.model, self.tx, seed, self.input_shape, act,
+                                   self.plugins)
+
     def init_state(self) -> step_lib.TrainState:
         # one compiled init instead of hundreds of small eager dispatches
-        init = jax.jit(lambda seed, act: step_lib.init_state(
-            self.model, self.tx, seed, self.input_shape, act, self.plugins),
-            out_shardings=self.replicated, compiler_options=step_lib.init_compiler_options())
+        init = jax.jit(self._init, out_shardings=self.replicated,
+                       compiler_options=step_lib.init_compiler_options())
         return init(int(self.cfg.train.seed), activation_init(self.cfg))
+
+    def abstract_state(self) -> step_lib.TrainState:
+        """Shapes, dtypes and (replicated) shardings of :meth:`init_state`, from
+        ``jax.eval_shape``: nothing is compiled or computed (a checkpoint restores into it)."""
+        shapes = jax.eval_shape(self._init, int(self.cfg.train.seed), activation_init(self.cfg))
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype,
+                                                           sharding=self.replicated), shapes)
 
     # --- data ---------------------------------------------------------------------------------
     def global_batch(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:

@@ -155,12 +155,13 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
 
 def load_run(workdir: str, plugins=None) -> tuple[ml_collections.ConfigDict, Experiment,
                                                   step_lib.TrainState]:
-    """The config, experiment and latest checkpointed state of a run directory."""
+    """The config, experiment and latest checkpointed state of a run directory (restored into
+    the abstract state: the training init is not compiled)."""
     cfg = read_config(workdir)
     exp = Experiment(cfg, plugins=plugins)
     ckpt = checkpoint.Checkpoints(workdir)
     try:
-        state = ckpt.restore(exp.init_state())
+        state = ckpt.restore(exp.abstract_state())
     finally:
         ckpt.close()
     return cfg, exp, jax.device_put(state, exp.replicated)

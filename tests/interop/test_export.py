@@ -76,7 +76,7 @@ def _write_run(workdir, cfg, seed=0):
     """A run directory (``config.json``, ``checkpoints/0``) of ``cfg`` with random weights:
     ``(exp, state)``."""
     exp = Experiment(cfg)
-    state = _random_state(export_lib.abstract_state(exp), seed)
+    state = _random_state(exp.abstract_state(), seed)
     run_lib.claim(cfg, str(workdir))
     ckpt = checkpoint.Checkpoints(str(workdir))
     try:

@@ -52,7 +52,7 @@ FAKE_GCLOUD = textwrap.dedent("""\
             print("Traceback (most recent call last):\\nRuntimeError: boom")
             sys.exit(3)
         if env("FAKE_HANG"):
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 600  # the test stops it long before
             while not os.path.exists(env("FAKE_STOPPED")) and time.monotonic() < deadline:
                 time.sleep(0.05)
             print("checkpoint written", flush=True)

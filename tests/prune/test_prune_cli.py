@@ -125,7 +125,7 @@ def test_choose_ratios_takes_the_largest_ratio_within_tolerance():
 @pytest.mark.parametrize("args,message", [
     (["--ratio", "1.0"], "--ratio must be a number in [0, 1)"),
     (["--ratio", "-0.2"], "--ratio must be a number in [0, 1)"),
-    (["--skip", "unit99/pw"], "no prunable layer or group named 'unit99/pw'"),
+    (["--skip", "unit99/pw"], "no prunable layer, group or module path prefix named 'unit99/pw'"),
     (["--ratios", "RATIOS"], "cannot be pruned"),
     (["--max-ratio", "0.5,unit99/pw=0.2"], "no channel group or prunable layer named 'unit99/pw'"),
     (["--max-ratio", "1.5"], "--max-ratio must be a number in [0, 1)"),
