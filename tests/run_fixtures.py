@@ -5,12 +5,12 @@ from lightjax.train import run as run_lib
 from lightjax.train.experiment import Experiment
 
 
-def initial_run(workdir, config, overrides=()):
-    """A run directory whose checkpoint 0 is the config's initial state: ``(exp, state)``."""
-    cfg = config_lib.override(config_lib.load(config), list(overrides))
+def write_run(workdir, cfg, make_state=None):
+    """A run directory of ``cfg`` whose checkpoint 0 holds ``make_state(exp)`` (default: the
+    config's initial state): ``(exp, state)``."""
     exp = Experiment(cfg)
     run_lib.claim(cfg, str(workdir))
-    state = exp.init_state()
+    state = exp.init_state() if make_state is None else make_state(exp)
     ckpt = checkpoint.Checkpoints(str(workdir))
     try:
         ckpt.save(0, state)
@@ -18,3 +18,8 @@ def initial_run(workdir, config, overrides=()):
     finally:
         ckpt.close()
     return exp, state
+
+
+def initial_run(workdir, config, overrides=()):
+    """A run directory whose checkpoint 0 is the config's initial state: ``(exp, state)``."""
+    return write_run(workdir, config_lib.override(config_lib.load(config), list(overrides)))

@@ -47,8 +47,9 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lightjax.interop import state_dict_files, torch_architectures, torch_run
+    from lightjax.train import workdir as workdir_lib
 
-    torch_run.check_out(args.out)  # bad options before the file is read
+    workdir_lib.check_new(args.out)  # bad options before the file is read
     torch_run.run_config(torch_architectures.get(args.source, args.width_mult), data=args.data,
                          data_dir=args.data_dir, root=args.root, resolution=args.resolution)
     state_dict = state_dict_files.load(args.state_dict)

@@ -224,12 +224,10 @@ def class_name(names: Sequence[str], index: int) -> str:
 
 
 # --- the run --------------------------------------------------------------------------------------
-def _forward(exp, task_name: str, score_threshold: float):
+def _forward(exp, score_threshold: float):
     """jit of ``(state, images) -> host-ready outputs`` of the task."""
     import jax
-    import jax.numpy as jnp
 
-    from lightjax.detect import postprocess
     from lightjax.train import step as step_lib
 
     model, plugins, task = exp.model, exp.plugins, exp.task
@@ -238,13 +236,7 @@ def _forward(exp, task_name: str, score_threshold: float):
     def forward(state, images):
         outputs = model.apply(step_lib.model_variables(state, state.params, plugins), images,
                               train=False)
-        if task_name == "detection":
-            det = postprocess.detect(outputs, hw, task.anchors, task.masks, task.iou_threshold,
-                                     score_threshold, task.max_detections)
-            return det._asdict()
-        if task_name == "segmentation":
-            return {"mask": jnp.argmax(outputs, -1).astype(jnp.int32)}
-        return {"probabilities": jax.nn.softmax(outputs.astype(jnp.float32), -1)}
+        return task.predictions(outputs, hw, score_threshold=score_threshold)
 
     return jax.jit(forward)
 
@@ -286,7 +278,7 @@ def predict(workdir: str, paths: Sequence[str], out: str, score_threshold: float
     input_hw = tuple(int(s) for s in dataset.image_shape[:2])
     devices = jax.device_count()
     size = -(-min(batch_size, len(files)) // devices) * devices  # fixed: one compilation
-    forward = _forward(exp, task_name, float(score_threshold))
+    forward = _forward(exp, float(score_threshold))
     os.makedirs(out, exist_ok=True)
 
     records = []

@@ -82,6 +82,7 @@ def add_parser(subparsers) -> None:
 
 def _check(args: argparse.Namespace) -> dict | None:
     from lightjax.prune import ranking
+    from lightjax.train import workdir as workdir_lib
 
     if not os.path.isfile(os.path.join(args.workdir, "config.json")):
         raise ValidationError(f"{args.workdir} holds no lightjax run (no config.json)")
@@ -94,8 +95,7 @@ def _check(args: argparse.Namespace) -> dict | None:
     if not 0 < args.lr_scale <= 10:
         raise ValidationError(f"--lr-scale must be in (0, 10], got {args.lr_scale}")
     args.out = args.out or f"{os.path.normpath(args.workdir)}-pruned-{args.method}"
-    if os.path.exists(args.out) and (not os.path.isdir(args.out) or os.listdir(args.out)):
-        raise ValidationError(f"{args.out} already exists and is not empty; choose another --out")
+    workdir_lib.check_new(args.out)
     if args.ratios:
         try:
             with open(args.ratios) as f:

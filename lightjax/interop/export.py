@@ -152,31 +152,17 @@ def inference_function(exp: Any, state: Any, logits: bool = False,
     binarization selections) closed over as a constant. ``score_threshold``: detection only
     (default: the task's). ``platforms`` picks the depthwise implementation."""
     import jax
-    import jax.numpy as jnp
 
-    from lightjax.detect import postprocess
     from lightjax.train import step as step_lib
 
-    task = exp.task
     model = _depthwise_for(exp.model, platforms) if platforms else exp.model
     variables = jax.tree.map(np.asarray, jax.device_get(
         step_lib.model_variables(state, state.params, exp.plugins)))
     hw = tuple(int(s) for s in exp.dataset.image_shape[:2])
-    threshold = float(task.score_threshold if score_threshold is None else score_threshold) \
-        if task.name == "detection" else None
 
     def infer(images):
-        outputs = model.apply(variables, images, train=False)
-        if task.name == "detection":
-            found = postprocess.detect(outputs, hw, task.anchors, task.masks, task.iou_threshold,
-                                       threshold, task.max_detections)
-            return dict(found._asdict())
-        outputs = outputs.astype(jnp.float32)
-        if logits:
-            return {"logits": outputs}
-        if task.name == "segmentation":
-            return {"mask": jnp.argmax(outputs, -1).astype(jnp.int32)}
-        return {"probabilities": jax.nn.softmax(outputs, -1)}
+        return dict(exp.task.predictions(model.apply(variables, images, train=False), hw,
+                                         logits, score_threshold))
 
     return infer
 

@@ -37,25 +37,23 @@ from lightjax.interop import torch_weights
 from lightjax.train import checkpoint, defaults, experiment, optimizer
 from lightjax.train import run as run_lib
 from lightjax.train import step as step_lib
+from lightjax.train import workdir as workdir_lib
 
 NUM_CLASSES = 1000
 DEFAULT_DATA = "imagenet2012"
 DEFAULT_DATA_DIR = "~/tensorflow_datasets"
 #: Built-in datasets without the 1000 ImageNet classes.
 NOT_IMAGENET = ("digits", "shapes", "cifar10", "cifar100")
-#: PyTorch's BatchNorm2d defaults (momentum 0.1 is flax's 0.9), which every source uses.
-BN = dict(bn_momentum=0.9, bn_epsilon=1e-5, bn_unbiased_variance=False)
 
 
 def _fine_tuning() -> ml_collections.ConfigDict:
     """A fine-tuning recipe for the imported weights (torchvision's MobileNetV2/ShuffleNetV2
-    weight decay 4e-5, SGD at a tenth of a from-scratch batch-256 rate, cosine to 0)."""
-    t = defaults.train_section(epochs=10, batch_size=256, eval_batch_size=250, lr=0.01,
-                               weight_decay=4e-5, schedule="cosine", decay_epochs=(),
-                               checkpoint_every_epochs=1)
-    for key, value in BN.items():
-        t[key] = value
-    return t
+    weight decay 4e-5, SGD at a tenth of a from-scratch batch-256 rate, cosine to 0), with
+    PyTorch's BatchNorm2d epsilon 1e-5 and momentum 0.1 (flax's 0.9), written out in the run."""
+    return defaults.train_section(epochs=10, batch_size=256, eval_batch_size=250, lr=0.01,
+                                  weight_decay=4e-5, schedule="cosine", decay_epochs=(),
+                                  checkpoint_every_epochs=1, bn_momentum=0.9, bn_epsilon=1e-5,
+                                  bn_unbiased_variance=False)
 
 
 def _check_resolution(resolution: Any) -> int:
@@ -125,20 +123,11 @@ def initial_state(cfg: ml_collections.ConfigDict, variables: Mapping[str, Any]
     return state
 
 
-def check_out(out: str) -> str:
-    """``out`` if a run may be written there: it must not exist, or be an empty directory."""
-    out = os.fspath(out)
-    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-        raise ValidationError(f"{out} already exists and is not empty; choose a new --out "
-                              f"directory (nothing is overwritten)")
-    return out
-
-
 def write_run(cfg: ml_collections.ConfigDict, variables: Mapping[str, Any], out: str,
               provenance: Mapping[str, Any] | None = None) -> None:
     """Write the run directory ``out`` (must not exist, or be empty): ``config.json``, the step-0
     checkpoint of ``variables`` and ``imported.json`` (``provenance``)."""
-    out = check_out(out)
+    out = workdir_lib.check_new(out)
     state = initial_state(cfg, variables)
     run_lib.claim(cfg, out)
     ckpt = checkpoint.Checkpoints(out, keep=int(cfg.train.keep_checkpoints))
@@ -160,7 +149,7 @@ def import_weights(source: str, state_dict: Mapping[str, Any], out: str, *,
 
     Everything (source, data options, every tensor) is checked before anything is written.
     """
-    check_out(out)
+    workdir_lib.check_new(out)
     cfg = run_config(arch_lib.get(source, width_mult), data=data, data_dir=data_dir, root=root,
                      resolution=resolution)  # bad options fail before the conversion
     converted = torch_weights.convert(source, state_dict, width_mult)

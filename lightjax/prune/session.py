@@ -23,7 +23,6 @@ import numpy as np
 import optax
 
 from lightjax import cost
-from lightjax.errors import ValidationError
 from lightjax.prune import compact as compact_lib
 from lightjax.prune import groups as groups_lib
 from lightjax.prune import masking, ranking
@@ -32,6 +31,7 @@ from lightjax.train import checkpoint, optimizer
 from lightjax.train import loop as loop_lib
 from lightjax.train import run as run_lib
 from lightjax.train import step as step_lib
+from lightjax.train import workdir as workdir_lib
 from lightjax.train.experiment import Experiment
 
 NAME = Pruning.name
@@ -194,9 +194,7 @@ def save_compact(session: PruningSession, out: str, summary: Mapping[str, Any],
     """Write the compact model as a run directory ``out``: ``config.json`` (with ``widths``),
     an orbax checkpoint, ``summary.json`` and ``prune.json``. ``out`` must not exist or be
     empty."""
-    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-        raise ValidationError(f"{out} already exists and is not empty; choose a new --out "
-                              f"directory")
+    workdir_lib.check_new(out)
     small, variables = session.compact()
     cfg = copy.deepcopy(session.cfg)
     cfg.model.widths = tuple(int(w) for w in small.widths)

@@ -76,6 +76,12 @@ class Task:
         """What the evaluator needs from one batch (padded rows, ``valid`` False, excluded)."""
         raise NotImplementedError
 
+    def predictions(self, outputs: Any, image_hw: tuple[int, int], logits: bool = False,
+                    score_threshold: float | None = None) -> dict[str, jax.Array]:
+        """What a deployed model returns for a batch of ``image_hw`` images (``lightjax
+        predict``, ``lightjax export``); ``logits``: the raw float32 outputs instead."""
+        raise NotImplementedError
+
     # --- host ---------------------------------------------------------------------------------
     def evaluator(self) -> Evaluator:
         raise NotImplementedError

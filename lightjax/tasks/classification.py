@@ -59,6 +59,12 @@ class Classification(Task):
         loss = cross_entropy(outputs, labels, self.num_classes, self.label_smoothing).mean()
         return loss, {"loss": loss, "top1": (outputs.argmax(-1) == labels).mean()}
 
+    def predictions(self, outputs: jax.Array, image_hw: tuple[int, int], logits: bool = False,
+                    score_threshold: float | None = None) -> dict[str, jax.Array]:
+        """``probabilities`` (N, classes) float32 (softmax), or ``logits``."""
+        outputs = outputs.astype(jnp.float32)
+        return {"logits": outputs} if logits else {"probabilities": jax.nn.softmax(outputs, -1)}
+
     def eval_outputs(self, outputs: jax.Array, batch: Batch) -> dict[str, jax.Array]:
         labels = batch["label"]
         valid = batch.get("valid", jnp.ones(labels.shape, bool)).astype(jnp.float32)

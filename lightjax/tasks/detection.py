@@ -118,6 +118,15 @@ class Detection(Task):
                                       self.label_smoothing)
         return total, {"loss": total, **parts}
 
+    def predictions(self, outputs, image_hw: tuple[int, int], logits: bool = False,
+                    score_threshold: float | None = None) -> dict[str, jax.Array]:
+        """``boxes``, ``scores``, ``classes``, ``count`` after decoding, the score threshold
+        (default the task's), class-aware NMS and top-``max_detections``
+        (:func:`lightjax.detect.postprocess.detect`); ``logits`` is not offered."""
+        threshold = self.score_threshold if score_threshold is None else float(score_threshold)
+        return postprocess.detect(outputs, image_hw, self.anchors, self.masks,
+                                  self.iou_threshold, threshold, self.max_detections)._asdict()
+
     def eval_outputs(self, outputs, batch: Batch) -> dict[str, jax.Array]:
         hw = self._image_hw(batch)
         det = postprocess.detect(outputs, hw, self.anchors, self.masks, self.iou_threshold,

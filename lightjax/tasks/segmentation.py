@@ -93,6 +93,13 @@ class Segmentation(Task):
         correct = ((outputs.argmax(-1) == labels) * weight).sum() / pixels
         return loss, {"loss": loss, "pixel_acc": correct}
 
+    def predictions(self, outputs: jax.Array, image_hw: tuple[int, int], logits: bool = False,
+                    score_threshold: float | None = None) -> dict[str, jax.Array]:
+        """``mask`` (N, H, W) int32 (the argmax class per pixel), or float32 ``logits``."""
+        if logits:
+            return {"logits": outputs.astype(jnp.float32)}
+        return {"mask": jnp.argmax(outputs, -1).astype(jnp.int32)}
+
     def eval_outputs(self, outputs: jax.Array, batch: Batch) -> dict[str, jax.Array]:
         labels, labelled = self._labelled(batch)
         weight = labelled.astype(jnp.float32)

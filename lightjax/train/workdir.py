@@ -6,6 +6,16 @@ import os
 from lightjax.errors import ValidationError
 
 
+def check_new(out: str) -> str:
+    """``out`` if a new run may be written there (it does not exist, or is an empty directory);
+    else a one-line ``ValidationError`` (nothing is ever written into a used directory)."""
+    out = os.fspath(out)
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise ValidationError(f"{out} already exists and is not empty; choose a new --out "
+                              f"directory (nothing is overwritten)")
+    return out
+
+
 def claim(workdir: str, filename: str, text: str, kind: str, mismatch: str) -> None:
     """Make ``workdir`` hold ``filename`` with the JSON ``text``, or accept it if it already does.
 

@@ -23,9 +23,10 @@ from lightjax.binary import methods
 from lightjax.detect import postprocess
 from lightjax.errors import ValidationError
 from lightjax.interop import export as export_lib
-from lightjax.train import checkpoint, config as config_lib, run as run_lib
+from lightjax.train import config as config_lib
 from lightjax.train import step as step_lib
-from lightjax.train.experiment import Experiment
+
+from run_fixtures import write_run
 
 #: the compact widths `lightjax prune --ratio 0.5` gives digits:tiny (tests/prune/test_prune_cli.py)
 COMPACT_WIDTHS = "(8,8,16,16,32,32,64,64,64,64,64,64,128,128)"
@@ -75,16 +76,7 @@ def _random_state(abstract, seed: int):
 def _write_run(workdir, cfg, seed=0):
     """A run directory (``config.json``, ``checkpoints/0``) of ``cfg`` with random weights:
     ``(exp, state)``."""
-    exp = Experiment(cfg)
-    state = _random_state(exp.abstract_state(), seed)
-    run_lib.claim(cfg, str(workdir))
-    ckpt = checkpoint.Checkpoints(str(workdir))
-    try:
-        ckpt.save(0, state)
-        ckpt.wait()
-    finally:
-        ckpt.close()
-    return exp, state
+    return write_run(workdir, cfg, lambda exp: _random_state(exp.abstract_state(), seed))
 
 
 def _config(name, *overrides):
