@@ -19,15 +19,16 @@ from lightjax.commands import eval as eval_command
 from lightjax.commands import export as export_command
 from lightjax.commands import import_weights as import_weights_command
 from lightjax.commands import launch_tpu as launch_tpu_command
+from lightjax.commands import lr_range as lr_range_command
 from lightjax.commands import predict as predict_command
 from lightjax.commands import prune as prune_command
 from lightjax.commands import sensitivity as sensitivity_command
 from lightjax.commands import sweep as sweep_command
 from lightjax.commands import train as train_command
 
-COMMANDS = (train_command, eval_command, predict_command, cost_command, prune_command,
-            sensitivity_command, binarize_command, sweep_command, launch_tpu_command,
-            export_command, import_weights_command)
+COMMANDS = (train_command, eval_command, lr_range_command, predict_command, cost_command,
+            prune_command, sensitivity_command, binarize_command, sweep_command,
+            launch_tpu_command, export_command, import_weights_command)
 
 
 #: OS errors a user causes (a missing or unreadable file, a directory in the way); others are bugs.

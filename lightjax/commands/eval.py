@@ -1,4 +1,5 @@
-"""``lightjax eval``: evaluate the latest checkpoint of a run directory.
+"""``lightjax eval``: evaluate the latest checkpoint of a run directory: the task's metrics, a
+per-class table (top-1 per class, IoU per class, AP@0.5 per class) and one JSON line.
 
 Example::
 
@@ -24,5 +25,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = run_lib.evaluate(args.workdir, args.split)
     print(f"{args.split}: {run_lib.describe(metrics)}  ({metrics['count']} images, step "
           f"{metrics['step']})")
+    for line in run_lib.per_class_lines(metrics):
+        print(line)
     print(json.dumps(metrics))
     return 0

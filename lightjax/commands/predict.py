@@ -234,8 +234,8 @@ def _forward(exp, score_threshold: float):
     hw = tuple(int(s) for s in exp.dataset.image_shape[:2])
 
     def forward(state, images):
-        outputs = model.apply(step_lib.model_variables(state, state.params, plugins), images,
-                              train=False)
+        variables = step_lib.model_variables(state, step_lib.eval_params(state), plugins)
+        outputs = model.apply(variables, images, train=False)
         return task.predictions(outputs, hw, score_threshold=score_threshold)
 
     return jax.jit(forward)

@@ -14,8 +14,8 @@
 """
 from lightjax.data.augment import POLICIES
 from lightjax.data.fields import FIELDS, IGNORE_LABEL, TASKS
-from lightjax.data.registry import BUILTIN, build, names
+from lightjax.data.registry import BUILTIN, build, names, options
 from lightjax.data.source import ArraySource, Dataset, Source, make_dataset
 
 __all__ = ["ArraySource", "BUILTIN", "Dataset", "FIELDS", "IGNORE_LABEL", "POLICIES", "Source",
-           "TASKS", "build", "make_dataset", "names"]
+           "TASKS", "build", "make_dataset", "names", "options"]

@@ -19,6 +19,16 @@ def names() -> tuple[str, ...]:
     return BUILTIN
 
 
+def options(name: str) -> tuple[str, ...]:
+    """The keyword options of the built-in dataset ``name`` besides ``resolution`` and
+    ``augment`` (e.g. shapes' ``view``, ``mode``, ``epoch_size``); ``()`` for TFDS names."""
+    fn = _EXTRA.get(name)
+    if fn is None:
+        return ()
+    return tuple(p for p in inspect.signature(fn).parameters
+                 if p not in ("name", "root", "data_dir", "resolution", "augment"))
+
+
 def _check_resolution(resolution) -> int | None:
     if resolution is None:
         return None

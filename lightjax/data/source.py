@@ -15,7 +15,9 @@ stay) to one square size drawn from ``default_rng([seed, epoch, b, 2])``, the sa
 process. A jitted train step compiles once per size (ten for 320..608 step 32) and reuses it. The order is
 ``np.random.default_rng([seed, epoch]).permutation(n)`` (or ``arange(n)`` unshuffled) and the
 augmentation of global batch ``b`` is drawn from ``default_rng([seed, epoch, b, 1])``: both are
-functions of (seed, epoch) only, so ``start_batch=k`` resumes an epoch exactly.
+functions of (seed, epoch) only, so ``start_batch=k`` resumes an epoch exactly. A streamed split
+(``Dataset.epoch_sources``, e.g. shapes with ``mode='stream'``) also draws the epoch's examples
+themselves as a function of the epoch.
 
 Without ``drop_remainder`` (the eval default) the last global batch is padded to ``batch_size``
 with rows of zero images, ``valid`` False, masks all ``IGNORE_LABEL``, no boxes (count 0, classes
@@ -25,7 +27,7 @@ over ``valid`` cover every example exactly once, on any number of processes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -87,6 +89,10 @@ class Dataset:
     #: multi-scale training: square sizes (pixels) one of which every augmented training batch is
     #: resized to (see :func:`multiscale_sizes`); () keeps ``image_shape``
     train_sizes: tuple[int, ...] = ()
+    #: streamed splits: ``{split: epoch -> Source}`` gives that epoch's examples (fresh ones every
+    #: epoch, a pure function of the epoch; ``splits[split]`` is epoch 0's, for sizes and fields)
+    epoch_sources: Mapping[str, Callable[[int], Source]] = dataclasses.field(
+        default_factory=dict)
 
     def __post_init__(self):
         self.fields = tuple(self.fields)
@@ -198,6 +204,8 @@ class Dataset:
                              f"({steps} batches of {batch_size} in split {split!r})")
         order = (np.random.default_rng([int(seed), int(epoch)]).permutation(n) if shuffle
                  else np.arange(n))
+        if key in self.epoch_sources:  # streamed: this epoch's own examples
+            source = self.epoch_sources[key](int(epoch))
         return self._iterate(source, order, batch_size, steps, int(start_batch), policy,
                              (int(seed), int(epoch)), int(process_index), process_count)
 

@@ -157,7 +157,7 @@ def inference_function(exp: Any, state: Any, logits: bool = False,
 
     model = _depthwise_for(exp.model, platforms) if platforms else exp.model
     variables = jax.tree.map(np.asarray, jax.device_get(
-        step_lib.model_variables(state, state.params, exp.plugins)))
+        step_lib.model_variables(state, step_lib.eval_params(state), exp.plugins)))
     hw = tuple(int(s) for s in exp.dataset.image_shape[:2])
 
     def infer(images):

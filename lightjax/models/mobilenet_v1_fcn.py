@@ -20,7 +20,15 @@ With ``stem_stride=2`` (default; strides halve with ``stem_stride=1``)::
   head/classifier  transposed (2f)x(2f) conv, x f, with bias         stride 1,  num_classes ch
 
 ``D = decoder_channels`` (default ``make_divisible(128 * alpha, 8)``), ``f = 4 * stem_stride``
-(8, or 4 for ``stem_stride=1``). Every transposed conv has kernel ``2 * stride`` and PyTorch's
+(8, or 4 for ``stem_stride=1``).
+
+``skips`` (default 2, the FCN-8s layout above) adds finer levels in the same pattern, as FCN's
+own "FCN-4s/2s" extension of the skip architecture: ``skips=3`` adds ``decoder/up3`` (x2) +
+``decoder/skip3`` (1x1 on ``unit3``, stride 4) and a x4 classifier; ``skips=4`` adds
+``decoder/up4`` + ``decoder/skip4`` (``unit1``, stride 2) and a x2 classifier. Their widths
+default to ``min(D, channels of the tap)``. A x8 classifier paints each stride-8 cell with one
+16x16 kernel, too coarse for shapes a few pixels wide; the finer levels let the decoder draw
+their outlines (the shapes demo uses ``skips=3``). Every transposed conv has kernel ``2 * stride`` and PyTorch's
 padding ``(k - s) // 2``, so it maps H x W exactly to (s H) x (s W) (FCN's ``upscore`` layers plus
 its crop). ``act`` is ``activation`` (default ``'relu'``; the backbone's default for ``variant``).
 
@@ -70,14 +78,36 @@ NAME = "mobilenet_v1_fcn"
 DECODER_CHANNELS = 128
 #: Backbone features the decoder reads: stride 8, 16 and 32 with ``stem_stride=2``.
 TAP8, TAP16, TAP32 = "unit5", "unit11", "unit13"
-#: The decoder's prunable layers (module paths), in order.
-DECODER_LAYERS = ("decoder/proj", "decoder/up1", "decoder/skip1", "decoder/up2", "decoder/skip2")
-#: Layers added together: their widths must be equal (one channel group each).
-TIED = (("decoder/up1", "decoder/skip1"), ("decoder/up2", "decoder/skip2"))
+#: Skip taps from coarse to fine (stride 16, 8, 4, 2 with ``stem_stride=2``): ``skips=n`` uses
+#: the first n (2 = FCN-8s).
+SKIP_TAPS = (TAP16, TAP8, "unit3", "unit1")
+#: Allowed ``skips``: 2 (FCN-8s, stride-8 classifier input), 3 (stride 4) or 4 (stride 2).
+SKIP_CHOICES = (2, 3, 4)
 #: The final transposed conv producing the logits (full precision by default when binarized).
 LAST_LAYER = "head/classifier"
-#: Module paths of the transposed convolutions, in order (the classifier is the last one).
-TRANSPOSED_LAYERS = ("decoder/up1/conv", "decoder/up2/conv", LAST_LAYER)
+
+
+def decoder_layers(skips: int = 2) -> tuple[str, ...]:
+    """The decoder's prunable layers (module paths), in order: ``decoder/proj``, then
+    ``decoder/up{i}``, ``decoder/skip{i}`` for i = 1 .. ``skips``."""
+    return ("decoder/proj",) + tuple(f"decoder/{kind}{i}" for i in range(1, skips + 1)
+                                     for kind in ("up", "skip"))
+
+
+def tied_layers(skips: int = 2) -> tuple[tuple[str, str], ...]:
+    """Layers added together (their widths must be equal: one channel group each)."""
+    return tuple((f"decoder/up{i}", f"decoder/skip{i}") for i in range(1, skips + 1))
+
+
+def transposed_layers(skips: int = 2) -> tuple[str, ...]:
+    """Module paths of the transposed convolutions, in order (the classifier is the last one)."""
+    return tuple(f"decoder/up{i}/conv" for i in range(1, skips + 1)) + (LAST_LAYER,)
+
+
+#: The FCN-8s decoder (``skips=2``): prunable layers, tied pairs, transposed convs.
+DECODER_LAYERS = decoder_layers()
+TIED = tied_layers()
+TRANSPOSED_LAYERS = transposed_layers()
 #: Kernel size and stride of the two x2 decoder upsamplings.
 UP_KERNEL, UP_STRIDE = 4, 2
 
@@ -103,32 +133,36 @@ class DeconvBN(nn.Module):
 
 
 class FCNDecoder(nn.Module):
-    """FCN-8s fusion of stride-8/16/32 features (NHWC) into one stride-8 map of ``widths[3]`` ch.
+    """FCN fusion of coarse-to-fine features (NHWC) into one map of ``widths[-2]`` channels.
+
+    ``feats[0]`` is the coarsest map (stride s), ``feats[i]`` the i-th skip (stride s / 2^i).
+    Each level: ``up{i}`` (transposed 4x4 conv, x2, + BN) + ``skip{i}`` (1x1 conv + BN on
+    ``feats[i]``), then ``activation`` (``fuse{i}``).
 
     Attributes:
-      widths: output channels of ``proj``, ``up1``, ``skip1``, ``up2``, ``skip2``
-        (``up1 == skip1`` and ``up2 == skip2``: they are added).
+      widths: output channels of ``proj``, then ``up{i}``, ``skip{i}`` per level (``up{i} ==
+        skip{i}``: they are added).
       activation: activation after ``proj`` and after each add.
       layers: the layer factory.
     """
 
-    widths: tuple[int, int, int, int, int]
+    widths: tuple[int, ...]
     activation: str = "relu"
     layers: LayerFactory = LayerFactory()
 
     @nn.compact
-    def __call__(self, c8: jax.Array, c16: jax.Array, c32: jax.Array,
-                 train: bool) -> jax.Array:
-        """c8 (N, 4h, 4w, *), c16 (N, 2h, 2w, *), c32 (N, h, w, *) -> (N, 4h, 4w, widths[3])."""
-        proj, up1, skip1, up2, skip2 = self.widths
-        x = ConvBN(proj, 1, activation=self.activation, layers=self.layers, name="proj")(
-            c32, train)
-        x = (DeconvBN(up1, layers=self.layers, name="up1")(x, train)
-             + ConvBN(skip1, 1, activation=None, layers=self.layers, name="skip1")(c16, train))
-        x = self.layers.act(self.activation, module_name="fuse1")(x)
-        x = (DeconvBN(up2, layers=self.layers, name="up2")(x, train)
-             + ConvBN(skip2, 1, activation=None, layers=self.layers, name="skip2")(c8, train))
-        return self.layers.act(self.activation, module_name="fuse2")(x)
+    def __call__(self, *feats: jax.Array, train: bool) -> jax.Array:
+        """feats: (N, h, w, *), (N, 2h, 2w, *), ... -> (N, 2^k h, 2^k w, widths[-2])
+        for k = len(feats) - 1 skips."""
+        x = ConvBN(self.widths[0], 1, activation=self.activation, layers=self.layers,
+                   name="proj")(feats[0], train)
+        for i, skip in enumerate(feats[1:], start=1):
+            up, lateral = self.widths[2 * i - 1], self.widths[2 * i]
+            x = (DeconvBN(up, layers=self.layers, name=f"up{i}")(x, train)
+                 + ConvBN(lateral, 1, activation=None, layers=self.layers,
+                          name=f"skip{i}")(skip, train))
+            x = self.layers.act(self.activation, module_name=f"fuse{i}")(x)
+        return x
 
 
 class SegmentationHead(nn.Module):
@@ -159,9 +193,12 @@ class MobileNetV1FCN(nn.Module):
       variant: backbone variant, ``'standard'`` or ``'rhs'`` (see ``mobilenet_v1``).
       stem_stride: 2 (output stride 32) or 1 (output stride 16, for tiny inputs).
       decoder_channels: decoder width D (positive int); ``None``: ``make_divisible(128*alpha)``.
-      widths: explicit output channels of the 19 prunable layers (:meth:`prunable_layers`
-        order: 14 backbone layers, then ``decoder/proj, up1, skip1, up2, skip2``); overrides
-        ``alpha`` and ``decoder_channels``.
+      skips: skip levels of the decoder: 2 (FCN-8s: stride 16 and 8, a x8 classifier), 3 (adds
+        ``unit3``, stride 4, a x4 classifier) or 4 (adds ``unit1``, stride 2, a x2 classifier).
+        Levels 3 and 4 default to ``min(D, channels of their tap)``.
+      widths: explicit output channels of the 14 + 1 + 2 * skips prunable layers
+        (:meth:`prunable_layers` order: 14 backbone layers, then ``decoder/proj, up1, skip1,
+        up2, skip2, ...``); overrides ``alpha`` and ``decoder_channels``.
       input_channels: channels of the input images.
       layers: the :class:`LayerFactory` (dtype, depthwise implementation, compression hooks).
     """
@@ -172,6 +209,7 @@ class MobileNetV1FCN(nn.Module):
     variant: str = "standard"
     stem_stride: int = 2
     decoder_channels: int | None = None
+    skips: int = 2
     widths: tuple[int, ...] | None = None
     input_channels: int = 3
     layers: LayerFactory = LayerFactory()
@@ -180,6 +218,9 @@ class MobileNetV1FCN(nn.Module):
         base.check_common(NAME, self.num_classes, self.stem_stride, self.activation)
         base.check_alpha(NAME, self.alpha)
         base.check_choice(NAME, "variant", self.variant, VARIANTS)
+        if isinstance(self.skips, bool) or self.skips not in SKIP_CHOICES:
+            raise ValidationError(f"{NAME}: skips must be one of "
+                                  f"{', '.join(map(str, SKIP_CHOICES))}, got {self.skips!r}")
         dc = self.decoder_channels
         if dc is not None and (isinstance(dc, bool) or not isinstance(dc, int)):
             raise InvalidTypeError(f"{NAME}: decoder_channels must be a positive integer or None, "
@@ -191,23 +232,30 @@ class MobileNetV1FCN(nn.Module):
         super().__post_init__()
 
     # --- structure ------------------------------------------------------------------------------
-    @staticmethod
-    def prunable_layers() -> tuple[str, ...]:
-        """Module paths of the 19 layers whose widths ``widths`` sets (backbone, then decoder)."""
+    def prunable_layers(self) -> tuple[str, ...]:
+        """Module paths of the layers whose widths ``widths`` sets (the backbone's 14, then the
+        decoder's 1 + 2 * ``skips``)."""
         return (tuple(f"backbone/{n}" for n in v1.MobileNetV1.prunable_layers())
-                + DECODER_LAYERS)
+                + decoder_layers(self.skips))
+
+    def skip_taps(self) -> tuple[str, ...]:
+        """The backbone units the decoder's skips read, coarse to fine."""
+        return SKIP_TAPS[:self.skips]
 
     def resolved_widths(self) -> tuple[int, ...]:
-        """The 19 output channel counts (validated; equal widths where layers are added)."""
+        """The output channel counts (validated; equal widths where layers are added)."""
         d = self.decoder_channels
         if d is None:
             d = make_divisible(DECODER_CHANNELS * self.alpha, 8)
-        default = ([int(v1.STEM_CHANNELS * self.alpha)]
-                   + [int(c * self.alpha) for c, _ in v1.UNITS] + [d] * len(DECODER_LAYERS))
+        backbone = [int(v1.STEM_CHANNELS * self.alpha)] + [int(c * self.alpha) for c, _ in v1.UNITS]
+        decoder = [d]
+        for level, tap in enumerate(self.skip_taps(), start=1):
+            width = d if level <= 2 else min(d, backbone[int(tap[len("unit"):])])
+            decoder += [width, width]
         names = self.prunable_layers()
-        widths = base.check_widths(NAME, names, self.widths, default)
+        widths = base.check_widths(NAME, names, self.widths, backbone + decoder)
         by_name = dict(zip(names, widths))
-        for a, b in TIED:
+        for a, b in tied_layers(self.skips):
             if by_name[a] != by_name[b]:
                 raise ValidationError(f"{NAME}: {a} and {b} are added, so their widths must be "
                                       f"equal; widths gives {a}={by_name[a]} and {b}={by_name[b]}")
@@ -224,22 +272,26 @@ class MobileNetV1FCN(nn.Module):
         return self.output_stride()
 
     def upsample_factor(self) -> int:
-        """Stride of the classifier's transposed conv: that of the stride-8 tap (8, or 4)."""
-        return self.output_stride() // (UP_STRIDE * UP_STRIDE)
+        """Stride of the classifier's transposed conv: that of the finest skip tap (with
+        ``stem_stride=2``: 8, 4 or 2 for ``skips`` 2, 3, 4; half that with ``stem_stride=1``)."""
+        return self.output_stride() // UP_STRIDE ** self.skips
 
     def layer_info(self) -> tuple[dict[str, Any], ...]:
         """The decoder and head layers: ``name`` (module path), ``kind`` (``'pointwise'`` or
         ``'transposed'``), ``kernel``, ``stride`` (upsampling factor for transposed convs),
         ``input`` (what it reads), ``input_stride``/``output_stride`` (pixels), ``channels``."""
-        s32 = self.output_stride()
-        s16, s8 = s32 // 2, s32 // 4
+        stride = self.output_stride()
         w = dict(zip(self.prunable_layers(), self.resolved_widths()))
-        rows = (("decoder/proj/conv", "pointwise", 1, 1, f"backbone {TAP32}", s32, s32),
-                ("decoder/up1/conv", "transposed", UP_KERNEL, UP_STRIDE, "decoder/proj", s32, s16),
-                ("decoder/skip1/conv", "pointwise", 1, 1, f"backbone {TAP16}", s16, s16),
-                ("decoder/up2/conv", "transposed", UP_KERNEL, UP_STRIDE, "decoder/fuse1", s16, s8),
-                ("decoder/skip2/conv", "pointwise", 1, 1, f"backbone {TAP8}", s8, s8),
-                (LAST_LAYER, "transposed", 2 * s8, s8, "decoder/fuse2", s8, 1))
+        rows = [("decoder/proj/conv", "pointwise", 1, 1, f"backbone {TAP32}", stride, stride)]
+        source = "decoder/proj"
+        for i, tap in enumerate(self.skip_taps(), start=1):
+            rows += [(f"decoder/up{i}/conv", "transposed", UP_KERNEL, UP_STRIDE, source, stride,
+                      stride // UP_STRIDE),
+                     (f"decoder/skip{i}/conv", "pointwise", 1, 1, f"backbone {tap}",
+                      stride // UP_STRIDE, stride // UP_STRIDE)]
+            stride //= UP_STRIDE
+            source = f"decoder/fuse{i}"
+        rows.append((LAST_LAYER, "transposed", 2 * stride, stride, source, stride, 1))
         return tuple(dict(name=n, kind=k, kernel=kk, stride=st, input=src, input_stride=si,
                           output_stride=so,
                           channels=self.num_classes if n == LAST_LAYER else w[n[:-len("/conv")]])
@@ -271,5 +323,5 @@ class MobileNetV1FCN(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         self.check_images(x)
         feats = self.backbone.features(x, train)
-        y = self.decoder(feats[TAP8], feats[TAP16], feats[TAP32], train)
+        y = self.decoder(feats[TAP32], *(feats[t] for t in self.skip_taps()), train=train)
         return self.head(y, train)

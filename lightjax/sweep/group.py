@@ -108,7 +108,8 @@ class GroupTrainer:
         self.replicated = NamedSharding(self.mesh, P())
         # one compiled copy of any member-stacked tree onto every device, for host reads
         self._replicate = jax.jit(lambda tree: tree, out_shardings=self.replicated)
-        base = step_lib.make_train_step(self.model, self.tx, self.task, self.plugins)
+        base = step_lib.make_train_step(self.model, self.tx, self.task, self.plugins,
+                                        exp.ema_decay)
 
         def member_step(state, hyper, batch, factor):
             values = dict(hyper, learning_rate=hyper["learning_rate"] * factor)
@@ -142,10 +143,11 @@ class GroupTrainer:
     def _init(self, seeds: jax.Array, activation_inits: jax.Array) -> step_lib.TrainState:
         model, tx, shape = self.model, self.tx, self.experiment.input_shape
         use_init = self.activation_inits is not None
-        plugins = self.plugins
+        plugins, ema = self.plugins, self.experiment.ema_decay is not None
 
         def one(seed, act):
-            return step_lib.init_state(model, tx, seed, shape, act if use_init else None, plugins)
+            return step_lib.init_state(model, tx, seed, shape, act if use_init else None, plugins,
+                                       ema)
 
         return jax.vmap(one)(seeds, activation_inits)
 

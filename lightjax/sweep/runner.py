@@ -49,7 +49,8 @@ def _latency_ms(trainer: GroupTrainer, state: Any, repeats: int = 10) -> float:
     model, plugins = trainer.model, trainer.plugins
     one = trainer.member(state, 0)
     x = np.zeros(trainer.experiment.input_shape, np.float32)
-    fwd = jax.jit(lambda s, x: model.apply(step_lib.model_variables(s, s.params, plugins), x,
+    fwd = jax.jit(lambda s, x: model.apply(step_lib.model_variables(s, step_lib.eval_params(s),
+                                                                    plugins), x,
                                            train=False))
     jax.block_until_ready(fwd(one, x))
     times = []

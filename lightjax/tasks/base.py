@@ -46,6 +46,8 @@ class Task:
     fields: tuple[str, ...] = ()
     #: the metrics :meth:`loss` reports during training (means over the batch), ``'loss'`` first
     train_metrics: tuple[str, ...] = ("loss",)
+    #: (evaluator result key, label) of the per-class figures, a list indexed by class; or None
+    per_class: tuple[str, str] | None = None
 
     def __init__(self, num_classes: int):
         self.num_classes = int(num_classes)
@@ -85,6 +87,22 @@ class Task:
     # --- host ---------------------------------------------------------------------------------
     def evaluator(self) -> Evaluator:
         raise NotImplementedError
+
+    def per_class_table(self, metrics: Mapping[str, Any], class_names: Sequence[str] = ()
+                        ) -> list[str]:
+        """Lines ``name  value`` of the evaluator's per-class figures (``per_class`` names the
+        result key and its label), or ``[]`` when the task has none."""
+        if self.per_class is None or metrics.get(self.per_class[0]) is None:
+            return []
+        key, label = self.per_class
+        values = list(metrics[key])
+        names = list(class_names) + [f"class {i}" for i in range(len(class_names), len(values))]
+        width = max(len(n) for n in names[:len(values)]) if values else 0
+        lines = [f"per class {label}:"]
+        for name, value in zip(names, values):
+            shown = "  (absent)" if value is None else f"{100 * value:7.2f}%"
+            lines.append(f"  {name:<{width}}  {shown}")
+        return lines
 
     def better(self, a: float, b: float) -> bool:
         """Whether primary-metric value ``a`` is better than ``b``."""

@@ -1,10 +1,11 @@
 """Image classification: logits (N, classes), softmax cross-entropy, top-1/top-5."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from lightjax.errors import ValidationError
@@ -24,12 +25,20 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
 
 
 class SumEvaluator(Evaluator):
-    """Sums ``count`` and every metric; the result divides each by ``count``."""
+    """Sums ``count`` and every metric; the result divides each by ``count``. Per-class sums
+    ``class_correct`` / ``class_count`` (C,) become ``top1_per_class`` (a list; ``None`` for a class
+    with no example)."""
 
-    def result(self) -> dict[str, float]:
-        count = float(self.totals.get("count", 0.0))
-        out = {k: float(v) / max(count, 1.0) for k, v in self.totals.items() if k != "count"}
+    def result(self) -> dict[str, Any]:
+        totals = dict(self.totals)
+        correct, per_class = totals.pop("class_correct", None), totals.pop("class_count", None)
+        count = float(totals.get("count", 0.0))
+        out: dict[str, Any] = {k: float(v) / max(count, 1.0) for k, v in totals.items()
+                               if k != "count"}
         out["count"] = int(count)
+        if correct is not None:
+            out["top1_per_class"] = [None if n == 0 else float(c) / float(n)
+                                     for c, n in zip(np.asarray(correct), np.asarray(per_class))]
         return out
 
 
@@ -41,6 +50,7 @@ class Classification(Task):
     higher_is_better = True
     fields = ("label",)
     train_metrics = ("loss", "top1")
+    per_class = ("top1_per_class", "top-1")
 
     def __init__(self, num_classes: int, label_smoothing: float = 0.0):
         super().__init__(num_classes)
@@ -71,8 +81,11 @@ class Classification(Task):
         loss = cross_entropy(outputs, labels, self.num_classes)
         k = min(5, self.num_classes)
         top5 = (jax.lax.top_k(outputs, k)[1] == labels[:, None]).any(-1)
-        return {"loss": (loss * valid).sum(), "top1": ((outputs.argmax(-1) == labels) * valid).sum(),
-                "top5": (top5 * valid).sum(), "count": valid.sum()}
+        hit = (outputs.argmax(-1) == labels) * valid
+        onehot = jax.nn.one_hot(labels, self.num_classes, dtype=jnp.float32) * valid[:, None]
+        return {"loss": (loss * valid).sum(), "top1": hit.sum(), "top5": (top5 * valid).sum(),
+                "count": valid.sum(), "class_correct": (onehot * hit[:, None]).sum(0),
+                "class_count": onehot.sum(0)}
 
     def evaluator(self) -> Evaluator:
         return SumEvaluator()

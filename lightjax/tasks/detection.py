@@ -73,6 +73,7 @@ class Detection(Task):
     higher_is_better = True
     fields = BOX_FIELDS
     train_metrics = ("loss", "loss_xy", "loss_wh", "loss_obj", "loss_cls")
+    per_class = ("ap50_per_class", "AP@0.5")
 
     def __init__(self, num_classes: int, ignore_thresh: float = 0.7,
                  label_smoothing: float = 0.0, score_threshold: float = 0.01,

@@ -1,6 +1,8 @@
 """Semantic segmentation: per-pixel logits (N, H, W, classes), pixel cross-entropy, mIoU.
 
-Pixels labelled ``ignore_label`` (255 by default, the Pascal VOC / Cityscapes convention) and
+``class_weights`` weighs each labelled pixel's loss by its class ('median_frequency':
+median frequency balancing from the train split, or one number per class); the evaluation loss is
+unweighted. Pixels labelled ``ignore_label`` (255 by default, the Pascal VOC / Cityscapes convention) and
 padded rows of eval batches count nowhere. The evaluator accumulates one confusion matrix over
 the whole split; IoU_c = TP / (TP + FP + FN) per class, mean IoU over the classes that occur in
 the labels or the predictions (a class absent from both has no IoU), pixel accuracy = correct /
@@ -36,6 +38,47 @@ def miou_from_confusion(confusion: np.ndarray) -> dict[str, float]:
             "iou": [None if np.isnan(v) else float(v) for v in iou]}
 
 
+CLASS_WEIGHTS = ("median_frequency",)
+
+
+def check_class_weights(value, num_classes: int):
+    """``None``, ``'median_frequency'`` or ``num_classes`` finite positive numbers (a tuple)."""
+    if value is None or (isinstance(value, str) and value in CLASS_WEIGHTS):
+        return value
+    ok = not isinstance(value, (str, bytes)) and isinstance(value, Sequence) and \
+        len(value) == num_classes
+    if ok:
+        ok = all(not isinstance(v, bool) and isinstance(v, (int, float)) and np.isfinite(v)
+                 and v > 0 for v in value)
+    if not ok:
+        raise ValidationError(f"class_weights must be None, 'median_frequency' or {num_classes} "
+                              f"positive numbers (one per class), got {value!r}")
+    return tuple(float(v) for v in value)
+
+
+def class_frequencies(source, num_classes: int, ignore_label: int = IGNORE_LABEL,
+                      max_examples: int = 2048) -> np.ndarray:
+    """Fraction of the labelled pixels of each class (num_classes,) in a split's masks (all of an
+    in-memory split up to ``max_examples``, else that many evenly spaced examples)."""
+    n = len(source)
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_examples)).astype(int))
+    masks = np.asarray(source.load(idx)["mask"]).reshape(-1)
+    masks = masks[(masks != ignore_label) & (masks >= 0) & (masks < num_classes)]
+    counts = np.bincount(masks, minlength=num_classes).astype(np.float64)
+    return counts / max(counts.sum(), 1.0)
+
+
+def median_frequency_weights(freq: np.ndarray) -> np.ndarray:
+    """Median frequency balancing (Eigen & Fergus, 2015; SegNet): ``w_c = median(f) / f_c`` over
+    the classes present; an absent class gets weight 1. float32 (C,)."""
+    freq = np.asarray(freq, np.float64)
+    present = freq > 0
+    if not present.any():
+        return np.ones(freq.shape, np.float32)
+    median = np.median(freq[present])
+    return np.where(present, median / np.where(present, freq, 1.0), 1.0).astype(np.float32)
+
+
 class ConfusionEvaluator(Evaluator):
     def result(self) -> dict[str, float]:
         t = self.totals
@@ -56,10 +99,16 @@ class Segmentation(Task):
     higher_is_better = True
     fields = ("mask",)
     train_metrics = ("loss", "pixel_acc")
+    per_class = ("iou", "IoU")
 
     def __init__(self, num_classes: int, ignore_label: int = IGNORE_LABEL,
-                 label_smoothing: float = 0.0):
+                 label_smoothing: float = 0.0,
+                 class_weights: str | Sequence[float] | None = None):
         super().__init__(num_classes)
+        self.class_weights = check_class_weights(class_weights, num_classes)
+        #: per-class loss weights (num_classes,) float32, or None (every pixel weighs 1)
+        self.weights = (None if self.class_weights is None or isinstance(self.class_weights, str)
+                        else np.asarray(self.class_weights, np.float32))
         if isinstance(ignore_label, bool) or not isinstance(ignore_label, int) or \
                 0 <= ignore_label < num_classes:
             raise ValidationError(f"ignore_label must be an integer outside [0, {num_classes}) "
@@ -84,12 +133,30 @@ class Segmentation(Task):
             labelled &= batch["valid"][:, None, None]
         return jnp.where(labelled, mask, 0), labelled
 
+    def check_dataset(self, dataset) -> None:
+        """The dataset's fields; ``class_weights='median_frequency'`` is resolved here, from the
+        train split's masks (:func:`median_frequency_weights`)."""
+        super().check_dataset(dataset)
+        if self.class_weights == "median_frequency":
+            self.weights = median_frequency_weights(
+                class_frequencies(dataset.splits[dataset.split_name("train")], self.num_classes,
+                                  self.ignore_label))
+
     def loss(self, outputs: jax.Array, batch: Batch):
+        """Pixel cross-entropy averaged over labelled pixels (weighted by ``class_weights``:
+        sum of w[label] * CE over sum of w[label], PyTorch's ``CrossEntropyLoss(weight=...)``)."""
         labels, labelled = self._labelled(batch)
         weight = labelled.astype(jnp.float32)
         per_pixel = cross_entropy(outputs, labels, self.num_classes, self.label_smoothing)
         pixels = jnp.maximum(weight.sum(), 1.0)
-        loss = (per_pixel * weight).sum() / pixels
+        if self.class_weights is not None:
+            if self.weights is None:
+                raise ValueError("class_weights='median_frequency' is resolved by "
+                                 "check_dataset(dataset); call it before the loss")
+            weighted = weight * jnp.asarray(self.weights)[labels]
+            loss = (per_pixel * weighted).sum() / jnp.maximum(weighted.sum(), 1e-12)
+        else:
+            loss = (per_pixel * weight).sum() / pixels
         correct = ((outputs.argmax(-1) == labels) * weight).sum() / pixels
         return loss, {"loss": loss, "pixel_acc": correct}
 

@@ -9,6 +9,8 @@ checkpoint the error names the damaged one and what to do.
 """
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import os
 import shutil
 import sys
@@ -54,8 +56,13 @@ class Checkpoints:
             return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except ValueError as err:
             text = str(err)
-            if "not compatible with the stored shape" in text or "tree structure" in text or \
-                    "Missing" in text or "keys" in text.lower() and "mismatch" in text.lower():
+            fits = not ("not compatible with the stored shape" in text or "tree structure" in text
+                        or "Missing" in text or "keys" in text.lower() and "mismatch" in
+                        text.lower())
+            older = None if fits else self._restore_older(abstract, step)
+            if older is not None:
+                return older
+            if not fits:
                 raise ValidationError(
                     f"checkpoint {self.directory}/{step} does not fit this model (saved from a "
                     f"different architecture, widths or compression): "
@@ -66,6 +73,25 @@ class Checkpoints:
             first = str(err).splitlines()[0] if str(err) else ""
             raise Damaged(f"checkpoint {self.directory}/{step} is damaged or incomplete "
                           f"({type(err).__name__}: {first[:200]})") from None
+
+    def _restore_older(self, abstract: Any, step: int) -> Any:
+        """A checkpoint written before a state field existed (e.g. ``ema``, off, so ``None`` in
+        ``abstract``): restore the other fields, or ``None`` if that does not fit either."""
+        if not dataclasses.is_dataclass(abstract):
+            return None
+        unset = [f.name for f in dataclasses.fields(abstract) if getattr(abstract, f.name) is None]
+        if not unset:
+            return None
+        for count in range(1, len(unset) + 1):  # the fewest absent fields first
+            for absent in itertools.combinations(unset, count):
+                target = {f.name: getattr(abstract, f.name) for f in dataclasses.fields(abstract)
+                          if f.name not in absent}
+                try:
+                    restored = self.manager.restore(step, args=ocp.args.StandardRestore(target))
+                except Exception:  # noqa: BLE001 - does not fit: try the next, else report
+                    continue
+                return abstract.replace(**restored)
+        return None
 
     def restore(self, like: Any, step: int | None = None) -> Any:
         """Restore into the structure/shapes of ``like`` (a state or its abstract version).

@@ -142,11 +142,15 @@ def check_init_from(cfg: ml_collections.ConfigDict, section: str) -> None:
 
 
 def start_from(workdir: str) -> dict[str, Any]:
-    """Parameters and BN statistics of the trained run ``workdir`` (host arrays)."""
+    """Parameters (the moving average, if the run keeps one) and BN statistics of the trained
+    run ``workdir`` (host arrays)."""
     from lightjax.train import run as run_lib
 
+    from lightjax.train import step as step_lib
+
     _, _, state = run_lib.load_run(workdir)
-    return jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
+    return jax.device_get({"params": step_lib.eval_params(state),
+                           "batch_stats": state.batch_stats})
 
 
 def start_state(state: Any, tx: optax.GradientTransformation,

@@ -197,6 +197,18 @@ def task_options(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
         return ()
 
 
+def data_options(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The options of the built-in dataset ``cfg.data.name`` a config may set (e.g. the shapes'
+    ``mode``, ``epoch_size``, ``seed``); ``()`` for other datasets."""
+    section = cfg.get("data")
+    if not isinstance(section, ml_collections.ConfigDict) or not isinstance(
+            section.get("name"), str):
+        return ()
+    from lightjax import data
+
+    return data.options(section.name)
+
+
 def set_field(cfg: ml_collections.ConfigDict, key: str, new: Any, what: str | None = None) -> None:
     """Set the existing field ``key`` (dotted, e.g. ``'train.lr'``) to ``new``; ``ValueError`` for
     a field the config does not have (``what`` names the source in the message).
@@ -204,7 +216,8 @@ def set_field(cfg: ml_collections.ConfigDict, key: str, new: Any, what: str | No
     ``model.<hyper-parameter>`` of the config's model may be set even when the config leaves it
     at the model's default (e.g. ``model.pointwise_bias`` on the digits config): the field is
     added, and the model checks its value when it is built. The same holds for
-    ``task.<option>`` of a config's named task (e.g. ``task.score_threshold``).
+    ``task.<option>`` of a config's named task (e.g. ``task.score_threshold``) and
+    ``data.<option>`` of a built-in dataset (e.g. ``data.mode`` of ``shapes``).
     """
     what = what or key
     parent = cfg
@@ -217,7 +230,8 @@ def set_field(cfg: ml_collections.ConfigDict, key: str, new: Any, what: str | No
         if parents == ["model"]:
             model_args, owner = model_hyperparameters(cfg), "a hyper-parameter of"
         else:
-            model_args, owner = (task_options(cfg) if parents == ["task"] else ()), "an option of"
+            options = {("task",): task_options, ("data",): data_options}.get(tuple(parents))
+            model_args, owner = (options(cfg) if options else ()), "an option of"
         if leaf in model_args:
             parent[leaf] = tuple(new) if isinstance(new, list) else new
             return

@@ -20,6 +20,9 @@ def train_section(**overrides: Any) -> ml_collections.ConfigDict:
     ``bn_momentum`` / ``bn_epsilon`` (flax convention: 0.9 is PyTorch's 0.1) and
     ``bn_unbiased_variance`` (running variance updated with PyTorch's ``n / (n - 1)``) set every
     BatchNorm of the model (:class:`lightjax.layers.LayerFactory`).
+    ``ema_decay`` (in (0, 1), e.g. 0.999; None: off) keeps an exponential moving average of the
+    parameters, checkpointed with the state; evaluation, ``predict`` and ``export`` use it
+    (:func:`lightjax.train.step.ema_update`).
     """
     cfg = dict(
         epochs=200, batch_size=128, eval_batch_size=500, optimizer="sgd", lr=0.1, momentum=0.9,
@@ -27,7 +30,8 @@ def train_section(**overrides: Any) -> ml_collections.ConfigDict:
         decay_epochs=(60, 120, 160), decay_factor=0.2, warmup_epochs=0.0, label_smoothing=0.0,
         dtype="float32", seed=0, activation_init=None, checkpoint_every_epochs=5, keep_checkpoints=2,
         log_every_steps=50, plateau_patience=0, plateau_after_epochs=0, init_from=None,
-        eval_every_epochs=1, bn_momentum=0.9, bn_epsilon=1e-5, bn_unbiased_variance=False)
+        eval_every_epochs=1, bn_momentum=0.9, bn_epsilon=1e-5, bn_unbiased_variance=False,
+        ema_decay=None)
     unknown = set(overrides) - set(cfg)
     if unknown:
         raise ValidationError(f"unknown train option(s): {', '.join(sorted(unknown))}")

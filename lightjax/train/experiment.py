@@ -106,6 +106,12 @@ def activation_init(cfg: ml_collections.ConfigDict) -> float | None:
     return float(value)
 
 
+def ema_decay(cfg: ml_collections.ConfigDict) -> float | None:
+    """``train.ema_decay`` as a float, or ``None`` when off (absent, None or 0)."""
+    value = cfg.train.get("ema_decay")
+    return float(value) if value else None
+
+
 class SingleAccess:
     """:class:`lightjax.train.compression.StateAccess` for one run: a member axis of 1."""
 
@@ -161,6 +167,8 @@ class Experiment:
         self.task = build_task(cfg, self.dataset)
         self.base_model = build_model(cfg, self.dataset)
         self.batch_size = int(t.batch_size)
+        #: ``train.ema_decay``: the parameters' moving-average decay, or None (off)
+        self.ema_decay = ema_decay(cfg)
         self.steps_per_epoch = self.dataset.steps_per_epoch("train", self.batch_size)
         self.total_steps = int(t.epochs) * self.steps_per_epoch
         self.input_shape = (1, *self.dataset.image_shape)
@@ -201,7 +209,7 @@ class Experiment:
     # --- state --------------------------------------------------------------------------------
     def _init(self, seed: int, act: float | None) -> step_lib.TrainState:
         return step_lib.init_state(self.model, self.tx, seed, self.input_shape, act,
-                                   self.plugins)
+                                   self.plugins, ema=self.ema_decay is not None)
 
     def init_state(self) -> step_lib.TrainState:
         # one compiled init instead of hundreds of small eager dispatches
@@ -240,8 +248,8 @@ class Experiment:
     def train_fn(self):
         """The jitted train step (state donated)."""
         if self._train_fn is None:
-            self._train_fn = jax.jit(step_lib.make_train_step(self.model, self.tx, self.task,
-                                                              self.plugins), donate_argnums=0)
+            self._train_fn = jax.jit(step_lib.make_train_step(
+                self.model, self.tx, self.task, self.plugins, self.ema_decay), donate_argnums=0)
         return self._train_fn
 
     @property

@@ -170,7 +170,7 @@ def load_run(workdir: str, plugins=None) -> tuple[ml_collections.ConfigDict, Exp
 def evaluate(workdir: str, split: str = "test") -> dict[str, Any]:
     _, exp, state = load_run(workdir)
     return {**exp.evaluate(state, split), "step": int(state.step), "task": exp.task.name,
-            "metric": exp.task.primary}
+            "metric": exp.task.primary, "class_names": list(exp.dataset.class_names)}
 
 
 def _elapsed(workdir: str) -> float:
@@ -185,6 +185,15 @@ def _write_elapsed(workdir: str, seconds: float) -> None:
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "elapsed.json"), "w") as f:
             json.dump({"seconds": seconds}, f)
+
+
+def per_class_lines(metrics: dict[str, Any]) -> list[str]:
+    """The task's per-class table of an :func:`evaluate` result (class names from the dataset),
+    e.g. each class's IoU for segmentation; ``[]`` if the task has none."""
+    from lightjax import tasks
+
+    task = tasks.create(metrics.get("task", "classification"), num_classes=2)
+    return task.per_class_table(metrics, metrics.get("class_names", ()))
 
 
 def describe(metrics: dict[str, Any]) -> str:

@@ -29,7 +29,9 @@ class TrainState:
     """Everything a run needs to continue: a pytree, checkpointed as one.
 
     ``compression`` holds each plug-in's extra state by name (``{'prune': {group: mask}}``), or
-    ``None`` without plug-ins.
+    ``None`` without plug-ins. ``ema`` is the exponential moving average of ``params``
+    (``train.ema_decay``; see :func:`ema_update`), or ``None`` when off: evaluation, prediction and
+    export then use it (:func:`eval_params`).
     """
 
     step: jax.Array
@@ -38,12 +40,37 @@ class TrainState:
     opt_state: Any
     rng: jax.Array
     compression: Any = None
+    ema: Any = None
+
+
+def eval_params(state: TrainState) -> Any:
+    """The parameters a trained state is evaluated and deployed with: the moving average when the
+    run keeps one, else the parameters themselves."""
+    return state.params if state.ema is None else state.ema
+
+
+def ema_update(ema: Any, params: Any, step: jax.Array, decay: float) -> Any:
+    """One moving-average step, ``ema <- d * ema + (1 - d) * params`` with
+    ``d = min(decay, (1 + step) / (10 + step))`` (``step`` counts updates before this one): the
+    warm-up of TensorFlow's ``ExponentialMovingAverage(num_updates=step)``, so the average is not
+    dominated by the initial weights early on. Float leaves only; others are copied."""
+    step = jnp.asarray(step, jnp.float32)
+    d = jnp.minimum(jnp.float32(decay), (1.0 + step) / (10.0 + step))
+
+    def one(e, p):
+        if not jnp.issubdtype(p.dtype, jnp.floating):
+            return p
+        return (e + (1.0 - d).astype(e.dtype) * (p - e)).astype(e.dtype)
+
+    return jax.tree.map(one, ema, params)
 
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, seed: Any,
                input_shape: tuple[int, ...], activation_init: Any = None,
-               plugins: Sequence[compression_lib.Compression] = ()) -> TrainState:
-    """Initialise parameters, BN statistics, optimizer and plug-in state (``input_shape``: NHWC).
+               plugins: Sequence[compression_lib.Compression] = (),
+               ema: bool = False) -> TrainState:
+    """Initialise parameters, BN statistics, optimizer and plug-in state (``input_shape``: NHWC);
+    with ``ema`` the moving average starts at the initial parameters.
 
     ``seed`` and ``activation_init`` (start value of every trainable activation parameter, e.g.
     RReLU slopes; ``None``: the layer's own init) may be traced, so sweep members vmap over them.
@@ -59,6 +86,8 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, seed: Any,
                        rng=rng, compression=extra)
     for p in plugins:
         state = p.on_start(state, tx)
+    if ema:
+        state = state.replace(ema=jax.tree.map(jnp.copy, state.params))
     return state
 
 
@@ -81,11 +110,13 @@ def model_variables(state: TrainState, params: Any,
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, task: Task,
-                    plugins: Sequence[compression_lib.Compression] = ()
+                    plugins: Sequence[compression_lib.Compression] = (),
+                    ema_decay: float | None = None
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """``step(state, batch) -> (state, metrics)`` with the task's training metrics (means over the
     batch); jit it with donated state. ``model`` and ``tx`` are already transformed/wrapped by
-    ``plugins``."""
+    ``plugins``. ``ema_decay`` (in (0, 1)) also updates ``state.ema`` (:func:`ema_update`); the
+    state must have been initialised with ``ema=True``."""
 
     def step(state: TrainState, batch: Batch):
         dropout_key = jax.random.fold_in(state.rng, state.step)
@@ -108,6 +139,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, task: Ta
                              updates.get("batch_stats", state.batch_stats), state.batch_stats)
         new = state.replace(step=state.step + 1, params=params, batch_stats=stats,
                             opt_state=opt_state)
+        if ema_decay:
+            new = new.replace(ema=ema_update(state.ema, params, state.step, ema_decay))
         return new, metrics
 
     return step
@@ -119,8 +152,8 @@ def make_eval_step(model: nn.Module, task: Task,
     """``eval(state, batch) -> outputs`` for the task's evaluator (eval-mode forward)."""
 
     def evaluate(state: TrainState, batch: Batch):
-        outputs = model.apply(model_variables(state, state.params, plugins), batch["image"],
-                              train=False)
+        outputs = model.apply(model_variables(state, eval_params(state), plugins),
+                              batch["image"], train=False)
         return task.eval_outputs(outputs, batch)
 
     return evaluate

@@ -51,6 +51,11 @@ def check_train(t: ml_collections.ConfigDict) -> None:
         raise ValidationError(f"train.plateau_after_epochs ({t.plateau_after_epochs}) must be "
                               f"less than train.epochs ({t.epochs})")
     _number(s, "lr", t.get("lr"), 0.0, low_open=True)
+    ema = t.get("ema_decay")
+    if ema is not None and ema != 0 and (isinstance(ema, bool) or not isinstance(
+            ema, (int, float)) or not 0.0 < ema < 1.0):
+        raise ValidationError(f"train.ema_decay must be a number in (0, 1), e.g. 0.999 (or None / "
+                              f"0: off), got {ema!r}")
     init_from = t.get("init_from")
     if init_from is not None and (not isinstance(init_from, str) or not os.path.isfile(
             os.path.join(init_from, "config.json"))):

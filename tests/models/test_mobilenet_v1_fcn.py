@@ -28,7 +28,7 @@ def test_registered_with_its_hyperparameters():
     assert NAME in models.names()
     hp = models.hyperparameters(NAME)
     for field in ("num_classes", "alpha", "activation", "variant", "stem_stride",
-                  "decoder_channels", "widths", "input_channels", "layers"):
+                  "decoder_channels", "skips", "widths", "input_channels", "layers"):
         assert field in hp
 
 
@@ -84,6 +84,40 @@ def test_layer_names_widths_and_the_last_layer():
     assert [i["name"] for i in info if i["kind"] == "transposed"] == list(fcn.TRANSPOSED_LAYERS)
     assert info[-1] == dict(name=fcn.LAST_LAYER, kind="transposed", kernel=16, stride=8,
                             input="decoder/fuse2", input_stride=8, output_stride=1, channels=5)
+
+
+def test_finer_skips_add_stride_4_and_2_levels_and_a_smaller_classifier():
+    model = small(skips=4)
+    names = model.prunable_layers()
+    assert names[14:] == ("decoder/proj", "decoder/up1", "decoder/skip1", "decoder/up2",
+                          "decoder/skip2", "decoder/up3", "decoder/skip3", "decoder/up4",
+                          "decoder/skip4") == fcn.decoder_layers(4)
+    # levels 3 and 4 default to min(D, their tap's channels): unit3 32, unit1 16 at alpha 0.25
+    assert model.resolved_widths()[14:] == (32,) * 7 + (16, 16)
+    assert model.skip_taps() == ("unit11", "unit5", "unit3", "unit1")
+    assert (model.upsample_factor(), small(skips=3).upsample_factor(),
+            small(skips=3, stem_stride=1).upsample_factor()) == (2, 4, 2)
+    params = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)),
+                                               False))["params"]
+    dec = params["decoder"]
+    assert dec["skip3"]["conv"]["kernel"].shape == (1, 1, 32, 32)  # unit3: 128 * 0.25
+    assert dec["up4"]["conv"]["kernel"].shape == (4, 4, 32, 16)
+    assert dec["skip4"]["conv"]["kernel"].shape == (1, 1, 16, 16)  # unit1: 64 * 0.25
+    assert params["head"]["classifier"]["kernel"].shape == (4, 4, 16, 5)
+    info = model.layer_info()
+    assert [i["name"] for i in info if i["kind"] == "transposed"] == list(
+        fcn.transposed_layers(4))
+    assert info[-1] == dict(name=fcn.LAST_LAYER, kind="transposed", kernel=4, stride=2,
+                            input="decoder/fuse4", input_stride=2, output_stride=1, channels=5)
+    groups = groups_lib.derive(model, (1, 32, 32, 3))
+    for i in (3, 4):
+        assert groups[f"decoder/skip{i}"] is groups[f"decoder/up{i}"]
+        assert groups[f"decoder/up{i}"].producers == (f"decoder/up{i}/conv",
+                                                      f"decoder/skip{i}/conv")
+    with pytest.raises(ValidationError, match="skips must be one of 2, 3, 4, got 5"):
+        small(skips=5)
+    with pytest.raises(ValidationError, match="widths has 19 entries but this model has 23"):
+        small(skips=4, widths=(8,) * 19)
 
 
 #: Depthwise stride of each of MobileNetV1's 13 units, written out again here.

@@ -1,4 +1,5 @@
 """Tasks: loss arithmetic, evaluators over padded batches, mIoU, output and dataset checks."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -84,3 +85,57 @@ def test_primary_metric_direction():
     seg = tasks.create("segmentation", num_classes=3)
     assert seg.primary == "miou" and seg.higher_is_better
     assert seg.drop(0.8, 0.75) == pytest.approx(0.05) and seg.better(0.8, 0.75)
+
+
+def test_per_class_iou_and_accuracy_equal_a_hand_count():
+    # 2 images of 2x3 pixels, 3 classes; one pixel unlabelled (255), the second image padding
+    labels = np.array([[[0, 0, 1], [2, 2, 255]], [[1, 1, 1], [1, 1, 1]]])
+    pred = np.array([[[0, 1, 1], [2, 0, 0]], [[0, 0, 0], [0, 0, 0]]])
+    seg = tasks.create("segmentation", num_classes=3)
+    logits = jnp.asarray(np.eye(3)[pred] * 5.0)
+    batch = {"mask": jnp.asarray(labels), "valid": jnp.asarray([True, False])}
+    ev = seg.evaluator()
+    ev.update({k: np.asarray(v) for k, v in seg.eval_outputs(logits, batch).items()})
+    got = ev.result()
+    # by hand, over the 5 labelled pixels of image 0: class 0: TP 1 (pixel 0), FP 1 (a 2
+    # predicted 0), FN 1 (a 0 predicted 1) -> 1/3; class 1: TP 1, FP 1, FN 0 -> 1/2;
+    # class 2: TP 1, FP 0, FN 1 -> 1/2
+    assert got["iou"] == pytest.approx([1 / 3, 1 / 2, 1 / 2])
+    assert got["miou"] == pytest.approx((1 / 3 + 1 / 2 + 1 / 2) / 3)
+    assert got["pixel_acc"] == pytest.approx(3 / 5)
+    lines = seg.per_class_table(got, ("background", "disc", "bar"))
+    assert lines == ["per class IoU:", "  background    33.33%", "  disc          50.00%",
+                     "  bar           50.00%"]
+    cls = tasks.create("classification", num_classes=3)
+    ev = cls.evaluator()
+    logits = jnp.asarray(np.eye(3)[[0, 1, 1, 0, 2]] * 5.0)
+    batch = {"label": jnp.asarray([0, 1, 2, 0, 2]), "valid": jnp.asarray([1, 1, 1, 1, 0], bool)}
+    ev.update({k: np.asarray(v) for k, v in cls.eval_outputs(logits, batch).items()})
+    got = ev.result()
+    assert got["top1_per_class"] == pytest.approx([1.0, 1.0, 0.0]) and got["count"] == 4
+    assert got["top1"] == pytest.approx(3 / 4)
+    assert cls.per_class_table({"top1_per_class": [0.5, None]}, ("a",))[1:] == [
+        "  a          50.00%", "  class 1    (absent)"]
+
+
+def test_class_weights_weigh_the_loss_and_median_frequency_comes_from_the_masks():
+    from lightjax.data import ArraySource
+    from lightjax.tasks.segmentation import class_frequencies, median_frequency_weights
+
+    labels = np.array([[[0, 0, 0], [0, 1, 2]]])  # 4 background, 1 of class 1, 1 of class 2
+    logits = jnp.zeros((1, 2, 3, 3))  # uniform: every pixel's cross-entropy is log 3
+    seg = tasks.create("segmentation", num_classes=3, class_weights=(1.0, 2.0, 3.0))
+    loss, _ = seg.loss(logits, {"mask": jnp.asarray(labels)})
+    assert float(loss) == pytest.approx(np.log(3))  # a weighted mean of equal losses
+    logits = logits.at[0, 1, 1, 1].set(10.0)  # the class-1 pixel is now nearly free
+    ce1 = float(-jax.nn.log_softmax(jnp.array([0.0, 10.0, 0.0]))[1])
+    loss, _ = seg.loss(logits, {"mask": jnp.asarray(labels)})
+    assert float(loss) == pytest.approx((4 * np.log(3) + 2 * ce1 + 3 * np.log(3)) / 9, rel=1e-5)
+    source = ArraySource(np.zeros((1, 2, 3, 3), np.uint8), masks=labels.astype(np.uint8))
+    freq = class_frequencies(source, 4)
+    np.testing.assert_allclose(freq, [4 / 6, 1 / 6, 1 / 6, 0])
+    # median of the present frequencies (1/6) over each; an absent class weighs 1
+    np.testing.assert_allclose(median_frequency_weights(freq), [0.25, 1, 1, 1])
+    with pytest.raises(ValidationError, match="class_weights must be None, 'median_frequency' "
+                                              "or 3 positive numbers"):
+        tasks.create("segmentation", num_classes=3, class_weights=(1.0, -1.0, 1.0))

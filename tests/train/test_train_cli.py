@@ -10,6 +10,7 @@ from lightjax.train import config as config_lib, run as run_lib
 
 TINY = ["--config", "digits:tiny", "--no-progress", "--config.train.epochs=1",
         "--config.data.resolution=8"]
+SHAPES = ["--config", "shapes_segmentation:tiny", "--no-progress"]
 
 
 def run(capsys, *argv):
@@ -76,6 +77,11 @@ def test_corrupted_checkpoint(trained, tmp_path, capsys):
      "is not prepared"),
     (["train", *TINY, "--config.model.alpah=1"], "no field 'alpah'"),
     (["train", *TINY, "--frobnicate"], "unrecognized argument"),
+    (["train", *TINY, "--config.train.ema_decay=1.5"], "train.ema_decay must be a number in (0, 1)"),
+    (["train", *TINY, "--config.train.ema_decay=-0.1"], "train.ema_decay must be a number in (0, 1)"),
+    (["train", *SHAPES, "--config.data.mode=bogus"], "shapes: mode must be one of fixed, stream"),
+    (["train", *SHAPES, "--config.data.mode=stream"],
+     "shapes: mode='stream' draws epoch_size fresh scenes every epoch, so train_size"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
     workdir = tmp_path / "w"

@@ -66,3 +66,25 @@ def test_unknown_names(field, value, match):
         optimizer.build(train_section(**{field: value}), 10, None)
     with pytest.raises(ValueError, match="unknown train option"):
         train_section(learning_rate=0.1)
+
+
+def test_lr_range_test_sweeps_the_rate_and_stops_when_the_loss_blows_up(tmp_path, capsys):
+    from lightjax import cli
+    from lightjax.train import config as config_lib, lr_range
+
+    cfg = config_lib.override(config_lib.load("digits:tiny"), ["--config.data.resolution=8",
+                                                              "--config.train.optimizer=adam"])
+    out = lr_range.run(cfg, steps=40, lr_min=1e-5, lr_max=100.0)
+    n = out["steps"]
+    assert out["stopped_early"] and n < 40  # Adam at lr ~10 blows up
+    np.testing.assert_allclose(out["lr"], 1e-5 * 1e7 ** (np.arange(n) / 39))
+    assert out["suggested_lr"] == out["min_loss_lr"] / 10
+    assert 1e-5 <= out["steepest_lr"] <= out["min_loss_lr"] < 1.0
+    assert min(out["smoothed"]) < out["smoothed"][0]  # some rate in the range does learn
+    path = tmp_path / "lr.json"
+    assert cli.main(["lr-range", "--config", "digits:tiny", "--steps", "6", "--no-progress",
+                     "--out", str(path), "--config.data.resolution=8"]) == 0
+    assert "suggested lr" in capsys.readouterr().out and path.exists()
+    assert cli.main(["lr-range", "--config", "digits:tiny", "--min", "1", "--max", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--min (1.0) must be below --max (0.1)" in err

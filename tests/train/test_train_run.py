@@ -99,3 +99,35 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.raises(errors.Diverged, match="last good checkpoint \\(step 11\\)"):
         run_lib.train(bad, str(tmp_path), progress=False)
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["11"]
+
+
+def test_moving_average_and_streamed_data_resume_exactly(tmp_path):
+    """EMA of the parameters (train.ema_decay) on streamed shapes: an interrupted and resumed
+    run equals the uninterrupted one, parameters and average alike; evaluation uses the average."""
+    cfg = config_lib.override(config_lib.load("shapes_classification:tiny"), [
+        "--config.data.mode=stream", "--config.data.train_size=None",
+        "--config.data.epoch_size=64", "--config.train.epochs=2", "--config.train.ema_decay=0.9"])
+    full = run_lib.train(cfg, str(tmp_path / "full"), progress=False)
+    assert full["steps"] == 4  # 2 epochs x 2 batches of 32 fresh scenes
+    run_lib.train(cfg, str(tmp_path / "resumed"), progress=False, max_steps=3)
+    run_lib.train(cfg, str(tmp_path / "resumed"), progress=False)
+    states = [run_lib.load_run(str(tmp_path / w))[2] for w in ("full", "resumed")]
+    for a, b in zip(*(jax.tree.leaves((s.params, s.ema, s.batch_stats)) for s in states)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    state = states[0]
+    # the average is not the parameters, and it is what evaluation reads
+    assert any(not np.allclose(p, e) for p, e in zip(jax.tree.leaves(state.params),
+                                                     jax.tree.leaves(state.ema)))
+    from lightjax.train import step as step_lib
+    assert step_lib.eval_params(state) is state.ema
+
+
+def test_ema_update_is_the_warmed_up_moving_average():
+    from lightjax.train import step as step_lib
+    ema, params = {"w": np.float32(1.0), "n": np.int32(3)}, {"w": np.float32(3.0),
+                                                             "n": np.int32(5)}
+    # step 0: d = min(0.999, 1/10) = 0.1 -> 0.1 * 1 + 0.9 * 3; integer leaves are copied
+    out = step_lib.ema_update(ema, params, 0, 0.999)
+    assert float(out["w"]) == pytest.approx(2.8) and int(out["n"]) == 5
+    out = step_lib.ema_update(ema, params, 10 ** 6, 0.5)  # d = decay once warmed up
+    assert float(out["w"]) == pytest.approx(2.0)
