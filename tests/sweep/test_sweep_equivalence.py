@@ -1,5 +1,6 @@
 """A vmapped group of members gives each member's result of training it alone (``lightjax train``
-with that member's config): parameters, BN statistics, learning rate, test metrics.
+with that member's config): parameters, their moving average, BN statistics, learning rate, test
+metrics.
 
 In float64: training this small net is chaotic, so float32 round-off (which already differs
 between ``jit`` and eager ``grad`` by up to 8.5% in nearly BN-invariant leaves of a random-init
@@ -17,7 +18,8 @@ from lightjax.train import optimizer
 from lightjax.train import run as run_lib
 
 FIXED = {"train.epochs": 1, "train.batch_size": 256, "train.warmup_epochs": 0.5,
-         "data.resolution": 16, "train.dtype": "float64", "model.activation": "rrelu"}
+         "data.resolution": 16, "train.dtype": "float64", "model.activation": "rrelu",
+         "train.ema_decay": 0.9}
 MEMBERS = [{"train.seed": 0, "train.lr": 0.05, "train.weight_decay": 5e-4,
             "train.activation_init": 0.25},
            {"train.seed": 1, "train.lr": 0.02, "train.weight_decay": 1e-3,
@@ -42,6 +44,9 @@ def test_vmapped_group_equals_each_member_alone(tmp_path):
             member = trainer.member(result["state"], m)
             assert int(member.step) == int(state.step) == trainer.experiment.total_steps
             assert _max_rel(member.params, jax.device_get(state.params)) < 1e-8
+            # the moving average too (evaluation reads it: the metrics below come from it)
+            assert _max_rel(member.ema, jax.device_get(state.ema)) < 1e-8
+            assert _max_rel(member.ema, member.params) > 1e-3
             # BN running statistics are stored in float32 (flax's convention, also in float64
             # mode), so the checkpointed run agrees to float32 precision
             assert _max_rel(member.batch_stats, jax.device_get(state.batch_stats)) < 1e-6
