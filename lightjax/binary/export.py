@@ -49,12 +49,13 @@ def export(workdir: str, path: str) -> dict[str, int]:
     file and of the float32 parameters it replaces."""
     from lightjax.train import config as config_lib
     from lightjax.train import run as run_lib
+    from lightjax.train import step as step_lib
 
     if os.path.exists(path):
         raise ValidationError(f"{path} already exists; choose a new file")
     cfg, exp, state = run_lib.load_run(workdir)
     plugin = _plugin(exp)
-    params, arrays = _flat(state.params), {}
+    params, arrays = _flat(step_lib.eval_params(state)), {}
     selections = jax.device_get(state.compression["binary"])
     for row in plugin.layers:
         key = f"{row.name}/kernel"

@@ -76,8 +76,11 @@ class PruningSession:
             trained = ckpt.restore(abstract)
         finally:
             ckpt.close()
-        state = trained.replace(compression=like.compression,
-                                opt_state=exp.tx.init(trained.params))
+        # start from what the run deploys (its moving average, if it keeps one)
+        params = step_lib.eval_params(trained)
+        state = trained.replace(params=params, compression=like.compression,
+                                opt_state=exp.tx.init(params),
+                                ema=None if trained.ema is None else params)
         return cls(cfg, exp, built[0], jax.device_put(state, exp.replicated))
 
     @property
@@ -100,7 +103,8 @@ class PruningSession:
         self.state = self.experiment.access.write(self.state, NAME, stacked)
 
     def scores(self, criterion: str = "l1") -> dict[str, np.ndarray]:
-        variables = {"params": self.state.params, "batch_stats": self.state.batch_stats}
+        variables = {"params": step_lib.eval_params(self.state),
+                     "batch_stats": self.state.batch_stats}
         return ranking.scores(self.groups, variables, criterion)
 
     def prune(self, ratio: float | Mapping[str, float], criterion: str = "l1",
@@ -184,7 +188,8 @@ class PruningSession:
 
     # --- compaction ---------------------------------------------------------------------------
     def compact(self) -> tuple[Any, dict[str, Any]]:
-        variables = {"params": self.state.params, "batch_stats": self.state.batch_stats}
+        variables = {"params": step_lib.eval_params(self.state),
+                     "batch_stats": self.state.batch_stats}
         return compact_lib.compact(self.experiment.base_model, variables, self.groups,
                                    self.masks, self.experiment.input_shape)
 
@@ -204,7 +209,8 @@ def save_compact(session: PruningSession, out: str, summary: Mapping[str, Any],
     state = state.replace(params=variables["params"],
                           batch_stats=variables.get("batch_stats", {}),
                           opt_state=exp.tx.init(variables["params"]),
-                          step=jnp.asarray(exp.total_steps, jnp.int32))
+                          step=jnp.asarray(exp.total_steps, jnp.int32),
+                          ema=None if state.ema is None else variables["params"])
     state = jax.device_put(state, exp.replicated)
     run_lib.claim(cfg, out)
     ckpt = checkpoint.Checkpoints(out, keep=1)

@@ -10,6 +10,7 @@ the standard deviation over seeds (drawn when a config has more than one finishe
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Sequence
 
@@ -56,7 +57,8 @@ def alpha_rho_tradeoff(rows: Sequence[table.Row], path: str | os.PathLike | None
 
     Left: one line per width multiplier alpha (``model.alpha``) through its resolutions
     (``data.resolution``, one marker each), as in MobileNet Figure 4 (accuracy vs multiply-adds,
-    log-linear). Right: the same points against parameter count (Figure 5); parameters do not
+    log-linear), with the least-squares log-linear fit over all points (dotted; slope in points
+    per decade of MACs and R² in the legend, :func:`table.log_linear_fit`). Right: the same points against parameter count (Figure 5); parameters do not
     depend on the resolution, so the lines there join the alphas of one resolution (one labelled,
     dashed line per resolution, drawn with that resolution's marker).
     """
@@ -93,6 +95,13 @@ def alpha_rho_tradeoff(rows: Sequence[table.Row], path: str | os.PathLike | None
         for ax, x in ((ax_macs, p["macs"]), (ax_params, p["params"])):
             ax.errorbar(x, 100 * p["mean"], yerr=err, fmt=marker[rho], color=colors[alpha],
                         capsize=3, label="_point")
+    fit = table.log_linear_fit(points, "macs")
+    if fit["n"] > 2 and math.isfinite(fit["slope"]):
+        lo, hi = min(p["macs"] for p in points), max(p["macs"] for p in points)
+        xs = [lo, hi]
+        ax_macs.plot(xs, [100 * (fit["slope"] * math.log10(v) + fit["intercept"]) for v in xs],
+                     color="0.6", lw=1, ls=(0, (1, 2)),
+                     label=f"fit: {100 * fit['slope']:+.1f} pts/decade, R² {fit['r2']:.2f}")
     for ax, what in ((ax_macs, "multiply-accumulates per image"), (ax_params, "parameters")):
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))

@@ -74,6 +74,23 @@ def metric_of(rows: Sequence[Row]) -> str:
     return str(rows[0].get("metric") or "top1") if rows else "top1"
 
 
+def log_linear_fit(points: Sequence[Row], x: str = "macs") -> dict[str, float]:
+    """Least-squares fit of the seed-averaged metric against log10 of ``x`` (``'macs'`` or
+    ``'params'``) over ``points`` (:func:`average_seeds` rows with a finite mean): MobileNet's
+    Figure 4 trend. ``slope`` is metric units per decade (x10) of ``x``, ``intercept`` the value
+    at 1, ``r2`` the coefficient of determination, ``n`` the points used."""
+    used = [(math.log10(p[x]), p["mean"]) for p in points
+            if p.get(x) and p.get("mean") is not None and math.isfinite(p["mean"])]
+    if len(used) < 2 or len({u for u, _ in used}) < 2:
+        return {"slope": math.nan, "intercept": math.nan, "r2": math.nan, "n": len(used)}
+    u, v = np.array(used, np.float64).T
+    slope, intercept = np.polyfit(u, v, 1)
+    residual = float(((v - (slope * u + intercept)) ** 2).sum())
+    total = float(((v - v.mean()) ** 2).sum())
+    r2 = 1.0 - residual / total if total > 0 else math.nan
+    return {"slope": float(slope), "intercept": float(intercept), "r2": r2, "n": len(used)}
+
+
 def average_seeds(rows: Sequence[Row], metric: str | None = None) -> list[Row]:
     """One row per config, over members that differ only by ``train.seed``, in first-member order.
 

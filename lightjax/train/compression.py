@@ -155,13 +155,17 @@ def start_from(workdir: str) -> dict[str, Any]:
 
 def start_state(state: Any, tx: optax.GradientTransformation,
                 start: dict[str, Any] | None) -> Any:
-    """``state`` with the ``start`` variables (from :func:`start_from`) and a fresh optimizer
-    state; ``state`` itself when ``start`` is ``None``."""
+    """``state`` with the ``start`` variables (from :func:`start_from`), a fresh optimizer state
+    and (when the state keeps one) a moving average starting there; ``state`` itself when
+    ``start`` is ``None``."""
     if start is None:
         return state
     params = jax.tree.map(jnp.asarray, start["params"])
-    return state.replace(params=params, opt_state=tx.init(params),
-                         batch_stats=jax.tree.map(jnp.asarray, start["batch_stats"]))
+    state = state.replace(params=params, opt_state=tx.init(params),
+                          batch_stats=jax.tree.map(jnp.asarray, start["batch_stats"]))
+    if state.ema is not None:  # the moving average starts at the start, not at the random init
+        state = state.replace(ema=jax.tree.map(jnp.copy, params))
+    return state
 
 
 def single_start(sections: Sequence[Any], section: str) -> str | None:

@@ -4,7 +4,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from lightjax.sweep import plots
+from lightjax.sweep import plots, table
 
 MACS = {(1.0, 16): 4_000_000, (1.0, 8): 1_000_000, (0.5, 16): 1_100_000, (0.5, 8): 280_000}
 PARAMS = {1.0: 800_000, 0.5: 215_000}
@@ -35,6 +35,11 @@ def test_alpha_rho_tradeoff_lines_points_and_error_bars(tmp_path):
     assert macs_ax.get_xscale() == params_ax.get_xscale() == "log"
     # one line per alpha, x = MACs in increasing order, y = mean top-1 over the seeds (%)
     lines = named_lines(macs_ax)
+    fit = [label for label in lines if label.startswith("fit: ")]
+    assert len(fit) == 1 and "pts/decade, R²" in fit[0]  # the log-linear fit over all points
+    expected = table.log_linear_fit(table.average_seeds(alpha_rho_rows()))
+    assert fit[0] == f"fit: {100 * expected['slope']:+.1f} pts/decade, R² {expected['r2']:.2f}"
+    del lines[fit[0]]
     assert set(lines) == {"alpha 1", "alpha 0.5"}
     assert lines["alpha 1"][0] == [1_000_000, 4_000_000]
     assert lines["alpha 1"][1] == pytest.approx([70.0, 82.0])

@@ -62,3 +62,16 @@ def test_average_seeds_mean_std_and_diverged():
     assert a["macs"] == 5000 and a["params"] == 1000 and a["latency_ms"] == 0.5
     everything_diverged = table.average_seeds([ROWS[3]])[0]
     assert math.isnan(everything_diverged["mean"]) and everything_diverged["n"] == 0
+
+
+def test_log_linear_fit_of_the_metric_against_log_macs():
+    points = [{"macs": 1e6, "params": 10, "mean": 0.50}, {"macs": 1e7, "params": 20, "mean": 0.60},
+              {"macs": 1e8, "params": 40, "mean": 0.70}, {"macs": 1e5, "mean": float("nan")}]
+    fit = table.log_linear_fit(points)
+    assert fit["n"] == 3 and fit["slope"] == pytest.approx(0.10)  # per decade of MACs
+    assert fit["intercept"] == pytest.approx(-0.10) and fit["r2"] == pytest.approx(1.0)
+    bent = table.log_linear_fit(points[:2] + [{"macs": 1e8, "mean": 0.62}])
+    # least squares by hand: u = 6, 7, 8; v = .50, .60, .62 -> slope 0.06, R^2 = 0.0072/0.0083
+    assert bent["slope"] == pytest.approx(0.06) and bent["r2"] == pytest.approx(0.0072 / 0.00827,
+                                                                                rel=1e-3)
+    assert math.isnan(table.log_linear_fit(points[:1])["slope"])

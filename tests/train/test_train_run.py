@@ -131,3 +131,18 @@ def test_ema_update_is_the_warmed_up_moving_average():
     assert float(out["w"]) == pytest.approx(2.8) and int(out["n"]) == 5
     out = step_lib.ema_update(ema, params, 10 ** 6, 0.5)  # d = decay once warmed up
     assert float(out["w"]) == pytest.approx(2.0)
+
+
+def test_a_compression_run_starts_its_moving_average_at_the_start_weights():
+    import jax.numpy as jnp
+    import optax
+    from lightjax.train import compression, step as step_lib
+
+    params = {"w": jnp.zeros(3)}
+    state = step_lib.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats={},
+                                opt_state=(), rng=jax.random.PRNGKey(0), ema=params)
+    start = {"params": {"w": np.ones(3, np.float32)}, "batch_stats": {}}
+    out = compression.start_state(state, optax.sgd(0.1), start)
+    np.testing.assert_array_equal(out.params["w"], 1.0)
+    np.testing.assert_array_equal(out.ema["w"], 1.0)
+    assert compression.start_state(state.replace(ema=None), optax.sgd(0.1), start).ema is None
