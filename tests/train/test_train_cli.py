@@ -80,8 +80,10 @@ def test_corrupted_checkpoint(trained, tmp_path, capsys):
     (["train", *TINY, "--config.train.ema_decay=1.5"], "train.ema_decay must be a number in (0, 1)"),
     (["train", *TINY, "--config.train.ema_decay=-0.1"], "train.ema_decay must be a number in (0, 1)"),
     (["train", *SHAPES, "--config.data.mode=bogus"], "shapes: mode must be one of fixed, stream"),
-    (["train", *SHAPES, "--config.data.mode=stream"],
+    (["train", *SHAPES, "--config.data.train_size=64"],  # the tiny config streams
      "shapes: mode='stream' draws epoch_size fresh scenes every epoch, so train_size"),
+    (["train", *SHAPES, "--config.data.mode=fixed"],  # ... with an epoch_size
+     "shapes: epoch_size is for mode='stream'"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
     workdir = tmp_path / "w"
