@@ -1,7 +1,7 @@
 """Object detection of the embedded synthetic shapes: YOLOv3-Mobile (MobileNetV1 backbone,
 YOLOv3 neck) on 128x128 scenes, offline on a CPU.
 
-    lightjax train --config yolov3_mobilenet_v1_shapes --workdir runs/det   # ~12 min on 2 cores
+    lightjax train --config yolov3_mobilenet_v1_shapes --workdir runs/det   # ~17-19 min, 2 cores
     lightjax eval --workdir runs/det                             # mAP@0.5 (VOC07), COCO AP
     lightjax predict --workdir runs/det scene.png --out pictures # boxes drawn, JSON
 
