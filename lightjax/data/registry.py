@@ -19,14 +19,17 @@ def names() -> tuple[str, ...]:
     return BUILTIN
 
 
+def _extra_options(fn) -> tuple[str, ...]:
+    """The keyword options of the builder ``fn`` that ``build`` passes through as ``**kwargs``."""
+    return tuple(p for p in inspect.signature(fn).parameters
+                 if p not in ("name", "root", "data_dir", "resolution", "augment"))
+
+
 def options(name: str) -> tuple[str, ...]:
     """The keyword options of the built-in dataset ``name`` besides ``resolution`` and
     ``augment`` (e.g. shapes' ``view``, ``mode``, ``epoch_size``); ``()`` for TFDS names."""
     fn = _EXTRA.get(name)
-    if fn is None:
-        return ()
-    return tuple(p for p in inspect.signature(fn).parameters
-                 if p not in ("name", "root", "data_dir", "resolution", "augment"))
+    return () if fn is None else _extra_options(fn)
 
 
 def _check_resolution(resolution) -> int | None:
@@ -74,8 +77,7 @@ def build(name: str, *, resolution: int | None = None, data_dir: str | None = No
     if root is not None and name != "folder":
         raise ValidationError(f"root= is only used by the 'folder' dataset, not {name!r}")
     fn = _EXTRA.get(name, tfds_source.build)
-    allowed = [p for p in inspect.signature(fn).parameters
-               if p not in ("name", "root", "data_dir", "resolution", "augment")]
+    allowed = _extra_options(fn)
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ValidationError(f"dataset {name!r} does not take {', '.join(unknown)}; extra options: "

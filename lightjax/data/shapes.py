@@ -190,11 +190,11 @@ def build(resolution: int = DEFAULT_RESOLUTION, *, view: str = "segmentation",
         return _source(view, generate_epoch(family, difficulty, int(epoch), sizes["train"], seed,
                                             resolution), max_boxes)
 
-    splits = {"test": _source(view, generate(family, difficulty, "test", sizes["test"], seed,
+    splits = {"train": train_epoch(0) if mode == "stream" else
+              _source(view, generate(family, difficulty, "train", sizes["train"], seed,
+                                     resolution), max_boxes),
+              "test": _source(view, generate(family, difficulty, "test", sizes["test"], seed,
                                              resolution), max_boxes)}
-    splits["train"] = (train_epoch(0) if mode == "stream" else
-                       _source(view, generate(family, difficulty, "train", sizes["train"], seed,
-                                              resolution), max_boxes))
     names = class_names(view)
     dropped = sum(s.dropped_boxes for s in splits.values())
     note = (f"; {dropped} boxes beyond max_boxes={max_boxes} dropped "
@@ -203,9 +203,8 @@ def build(resolution: int = DEFAULT_RESOLUTION, *, view: str = "segmentation",
     what = (f"{sizes['train']} fresh train scenes per epoch" if mode == "stream" else
             f"{sizes['train']} train")
     dataset = make_dataset(
-        "shapes", len(names), {"train": splits["train"], "test": splits["test"]},
-        (resolution, resolution, 3), augment=policy, mean=mean, std=std, class_names=names,
-        task=view, max_boxes=max_boxes,
+        "shapes", len(names), splits, (resolution, resolution, 3), augment=policy, mean=mean,
+        std=std, class_names=names, task=view, max_boxes=max_boxes,
         description=f"synthetic shapes ({view}, {difficulty}, {resolution}x{resolution}, seed "
                     f"{seed}), {what} / {sizes['test']} test{note}")
     if mode == "stream":

@@ -28,7 +28,9 @@ own "FCN-4s/2s" extension of the skip architecture: ``skips=3`` adds ``decoder/u
 ``decoder/up4`` + ``decoder/skip4`` (``unit1``, stride 2) and a x2 classifier. Their widths
 default to ``min(D, channels of the tap)``. A x8 classifier paints each stride-8 cell with one
 16x16 kernel, too coarse for shapes a few pixels wide; the finer levels let the decoder draw
-their outlines (the shapes demo uses ``skips=3``). Every transposed conv has kernel ``2 * stride`` and PyTorch's
+their outlines (the shapes demo uses ``skips=3``).
+
+Every transposed conv has kernel ``2 * stride`` and PyTorch's
 padding ``(k - s) // 2``, so it maps H x W exactly to (s H) x (s W) (FCN's ``upscore`` layers plus
 its crop). ``act`` is ``activation`` (default ``'relu'``; the backbone's default for ``variant``).
 

@@ -58,7 +58,8 @@ def alpha_rho_tradeoff(rows: Sequence[table.Row], path: str | os.PathLike | None
     Left: one line per width multiplier alpha (``model.alpha``) through its resolutions
     (``data.resolution``, one marker each), as in MobileNet Figure 4 (accuracy vs multiply-adds,
     log-linear), with the least-squares log-linear fit over all points (dotted; slope in points
-    per decade of MACs and R² in the legend, :func:`table.log_linear_fit`). Right: the same points against parameter count (Figure 5); parameters do not
+    per decade of MACs and R² in the legend, :func:`table.log_linear_fit`). Right: the same
+    points against parameter count (Figure 5); parameters do not
     depend on the resolution, so the lines there join the alphas of one resolution (one labelled,
     dashed line per resolution, drawn with that resolution's marker).
     """

@@ -6,7 +6,8 @@ the config's schedule and warm-up are bypassed), and record the training loss. T
 smoothed with a bias-corrected moving average; the test stops early once the smoothed loss
 exceeds ``stop_factor`` times its minimum (or is not finite). Suggestions, in the usual
 conventions: ``min_loss_lr / 10`` (the lr at the smoothed minimum, divided by 10) and the lr of
-the steepest descent of the smoothed loss (after the first 10% of the steps). Nothing is written to a workdir.
+the steepest descent of the smoothed loss (after the first 10% of the steps). Nothing is
+written to a workdir.
 """
 from __future__ import annotations
 
