@@ -22,14 +22,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.model = ml_collections.ConfigDict(dict(
         name="mobilenet_v1", alpha=0.5, stem_stride=1, activation="relu", variant="standard"))
     cfg.data = ml_collections.ConfigDict(dict(
-        name="shapes", mode="fixed", view="classification", difficulty="medium", resolution=32,
-        train_size=2000, test_size=500, augment="auto"))
+        name="shapes", mode="stream", view="classification", difficulty="medium", resolution=32,
+        train_size=None, epoch_size=2000, test_size=500, augment="auto"))
     cfg.train = train_section(
-        epochs=10, batch_size=64, eval_batch_size=250, nesterov=True, lr=0.1,
-        schedule="cosine", decay_epochs=(), warmup_epochs=1.0, log_every_steps=10)
+        epochs=24, batch_size=64, eval_batch_size=250, optimizer="adam", lr=1e-2,
+        weight_decay=5e-5, schedule="cosine", decay_epochs=(), warmup_epochs=1.0,
+        log_every_steps=10, checkpoint_every_epochs=4, eval_every_epochs=4)
     if arg == "tiny":
         cfg.data.resolution = 16
-        cfg.data.train_size = 128
+        cfg.data.epoch_size = 128
         cfg.data.test_size = 64
         cfg.train.epochs = 1
         cfg.train.warmup_epochs = 0.0
