@@ -40,10 +40,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.task = ml_collections.ConfigDict(dict(name="detection", ignore_thresh=0.7, anchors=None,
                                               anchor_masks=None))
     cfg.train = train_section(
-        epochs=20, batch_size=32, eval_batch_size=250, optimizer="adam", lr=8e-3,
+        epochs=14, batch_size=32, eval_batch_size=250, optimizer="adam", lr=8e-3,
         weight_decay=5e-5, schedule="cosine", decay_epochs=(), warmup_epochs=1.0,
-        log_every_steps=20, checkpoint_every_epochs=5, eval_every_epochs=5)
-    if arg == "tiny":
+        log_every_steps=20, checkpoint_every_epochs=7, eval_every_epochs=7)
+    if arg == "medium":
+        cfg.data.difficulty = "medium"
+    elif arg == "tiny":
         cfg.model.update(alpha=0.25, head_width=0.25, head_conv="separable", stem_stride=1)
         cfg.data.update(difficulty="medium", resolution=32, epoch_size=64, test_size=32)
         cfg.train.epochs = 1
@@ -54,5 +56,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         cfg.train.checkpoint_every_epochs = 2
     elif arg:
         raise ValueError(f"yolov3_mobilenet_v1_shapes config: unknown argument {arg!r} "
-                         f"(allowed: tiny)")
+                         f"(allowed: medium, tiny)")
     return cfg
