@@ -23,11 +23,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         name="mobilenet_v1", alpha=0.5, stem_stride=1, activation="relu", variant="standard"))
     cfg.data = ml_collections.ConfigDict(dict(
         name="shapes", mode="stream", view="classification", difficulty="medium", resolution=32,
-        train_size=None, epoch_size=2000, test_size=500, augment="auto"))
+        train_size=None, epoch_size=2000, test_size=5000, augment="auto"))
     cfg.train = train_section(
-        epochs=24, batch_size=64, eval_batch_size=250, optimizer="adam", lr=1e-2,
+        epochs=28, batch_size=64, eval_batch_size=500, optimizer="adam", lr=1e-2,
         weight_decay=5e-5, schedule="cosine", decay_epochs=(), warmup_epochs=1.0,
-        log_every_steps=10, checkpoint_every_epochs=4, eval_every_epochs=4)
+        log_every_steps=10, checkpoint_every_epochs=7, eval_every_epochs=7)
     if arg == "tiny":
         cfg.data.resolution = 16
         cfg.data.epoch_size = 128

@@ -32,7 +32,8 @@ def get_sweep(arg=None):
     if arg == "shapes":
         return Sweep("shapes_classification", product({"model.alpha": [1.0, 0.5, 0.25]},
                                                       {"data.resolution": [32, 24, 16]},
-                                                      {"train.seed": [0, 1]}))
+                                                      {"train.seed": [0, 1]},
+                                                      {"train.eval_every_epochs": [28]}))
     if arg is not None:
         raise ValueError(f"unknown argument {arg!r} (allowed: tiny, shapes, cifar100)")
     return Sweep("digits", product({"model.alpha": list(ALPHAS)},
