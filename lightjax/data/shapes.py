@@ -20,9 +20,7 @@ Views (``view=``):
   distractors (30-70 % of its size) of the same kinds and colours; ``label = kind * 3 + colour``
   of the target (the largest shape; colours red, green, blue with hue jitter): 15 classes named
   like ``'red circle'``. Only size tells the target apart, so small networks and low resolutions
-  do measurably worse: MobileNetV1 (SGD 0.1 Nesterov, cosine, 10 epochs, 'medium', two seeds)
-  reaches about 41-45 % test top-1 at alpha 0.25 and 51-61 % at alpha 0.5 at 32x32; alpha 0.25
-  reaches 33 % at 16x16 and 55 % at 48x48.
+  do measurably worse (the MobileNetV1 alpha x rho grid in the README).
 
 Boxes: a shape's FULL extent, occluded parts included, clipped to the image: the pixel-aligned
 box of every pixel centre inside the shape. In the segmentation/detection scenes a shape with less
