@@ -133,6 +133,15 @@ def test_bundled_config_by_name_from_any_directory(tmp_path, monkeypatch):
         config_lib.load("configs/nope.py")
 
 
+def test_detection_demo_config_has_a_medium_variant():
+    easy, medium = (config_lib.load(n) for n in ("yolov3_mobilenet_v1_shapes",
+                                                   "yolov3_mobilenet_v1_shapes:medium"))
+    assert (easy.data.difficulty, medium.data.difficulty) == ("easy", "medium")
+    assert medium.train.to_dict() == easy.train.to_dict()
+    with pytest.raises(ValueError, match=r"unknown argument 'hard' \(allowed: medium, tiny\)"):
+        config_lib.load("yolov3_mobilenet_v1_shapes:hard")
+
+
 def test_local_config_and_paths_win_over_bundled(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "configs").mkdir()
