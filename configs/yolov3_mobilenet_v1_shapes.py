@@ -32,7 +32,7 @@ from lightjax.train.defaults import train_section
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
     cfg.model = ml_collections.ConfigDict(dict(
-        name="yolov3_mobilenet_v1", alpha=0.5, head_width=0.5, head_conv="standard",
+        name="yolov3_mobilenet_v1", alpha=0.5, head_width=0.25, head_conv="standard",
         stem_stride=2))
     cfg.data = ml_collections.ConfigDict(dict(
         name="shapes", mode="stream", view="detection", difficulty="easy", resolution=128,
@@ -40,9 +40,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.task = ml_collections.ConfigDict(dict(name="detection", ignore_thresh=0.7, anchors=None,
                                               anchor_masks=None))
     cfg.train = train_section(
-        epochs=14, batch_size=32, eval_batch_size=250, optimizer="adam", lr=8e-3,
+        epochs=24, batch_size=32, eval_batch_size=250, optimizer="adam", lr=8e-3,
         weight_decay=5e-5, schedule="cosine", decay_epochs=(), warmup_epochs=1.0,
-        log_every_steps=20, checkpoint_every_epochs=7, eval_every_epochs=7)
+        log_every_steps=20, checkpoint_every_epochs=6, eval_every_epochs=6)
     if arg == "medium":
         cfg.data.difficulty = "medium"
     elif arg == "tiny":
