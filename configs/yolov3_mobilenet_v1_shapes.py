@@ -40,9 +40,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.task = ml_collections.ConfigDict(dict(name="detection", ignore_thresh=0.7, anchors=None,
                                               anchor_masks=None))
     cfg.train = train_section(
-        epochs=24, batch_size=32, eval_batch_size=250, optimizer="adam", lr=8e-3,
+        epochs=16, batch_size=32, eval_batch_size=250, optimizer="adam", lr=8e-3,
         weight_decay=5e-5, schedule="cosine", decay_epochs=(), warmup_epochs=1.0,
-        log_every_steps=20, checkpoint_every_epochs=6, eval_every_epochs=6)
+        log_every_steps=20, checkpoint_every_epochs=4, eval_every_epochs=8)
     if arg == "medium":
         cfg.data.difficulty = "medium"
     elif arg == "tiny":
