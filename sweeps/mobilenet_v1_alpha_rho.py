@@ -13,8 +13,10 @@ Tables 6/7, Figures 4/5).
 {16, 8} x 2 seeds, 1 epoch), ``shapes`` (the synthetic shapes' classification view, where width
 and resolution matter on a CPU: the ``shapes_classification`` recipe, 28 epochs, at alpha
 {1, .5, .25} x rho {32, 24, 16} x 2 seeds, evaluated once at the end on 5,000 test scenes: 18
-members in 9 groups, ~45 min on 2 CPU cores; alpha .75 is left out to fit that budget -- each
-halving of alpha quarters the MACs, so the three widths span the grid evenly in log MACs), ``cifar100`` (the ``mobilenet_v1_cifar100`` recipe, alpha x rho
+members in 9 groups, ~41 min on 2 CPU cores; alpha .75 is left out to fit a 45-minute budget
+-- each halving of alpha quarters the MACs, so the three widths span the grid evenly in log
+MACs; the single ``train.eval_every_epochs`` value is the recipe's epoch count, so members are
+evaluated once, at the end), ``cifar100`` (the ``mobilenet_v1_cifar100`` recipe, alpha x rho
 {32, 28, 24}).
 """
 from lightjax.sweep import Sweep, product

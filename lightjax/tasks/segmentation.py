@@ -3,10 +3,10 @@
 ``class_weights`` weighs each labelled pixel's loss by its class ('median_frequency':
 median frequency balancing from the train split, or one number per class); the evaluation loss is
 unweighted. Pixels labelled ``ignore_label`` (255 by default, the Pascal VOC / Cityscapes
-convention) and padded rows of eval batches count nowhere. The evaluator accumulates one confusion matrix over
-the whole split; IoU_c = TP / (TP + FP + FN) per class, mean IoU over the classes that occur in
-the labels or the predictions (a class absent from both has no IoU), pixel accuracy = correct /
-labelled pixels.
+convention) and padded rows of eval batches count nowhere. The evaluator accumulates one
+confusion matrix over the whole split; IoU_c = TP / (TP + FP + FN) per class, mean IoU over
+the classes that occur in the labels or the predictions (a class absent from both has no IoU),
+pixel accuracy = correct / labelled pixels.
 """
 from __future__ import annotations
 
